@@ -1,0 +1,1 @@
+"""Steps 3–5: test-pose initialisation and refinement, test rendering, metrics."""

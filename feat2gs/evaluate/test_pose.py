@@ -1,0 +1,118 @@
+"""Step 3: initial test-view poses in the training frame, and their visibility masks.
+
+Written once per (scene, method, working size) to ``<N>_views/test_view/sparse/0/<method>/``::
+
+    cameras.txt, images.txt   test cameras (COLMAP text, original image size)
+    masks/<stem>.png          8-bit lossless visibility masks at the original image size (255 = visible)
+    manifest.json
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from feat2gs.config import EvalConfig, InitConfig, fingerprint
+from feat2gs.data.colmap import write_colmap_text
+from feat2gs.data.images import check_same_size, working_size
+from feat2gs.data.layout import SceneLayout
+from feat2gs.errors import ConfigError, DatasetError
+from feat2gs.evaluate.visibility import visibility_mask
+from feat2gs.geometry.camera import Camera
+from feat2gs.init.gt import gt_cameras, load_depth, resize_nearest
+from feat2gs.init.step import images_digest
+from feat2gs.io import atomic_dir, atomic_write_json, file_lock
+
+
+def perturb_w2c(w2c: np.ndarray, rot_deg: float, trans: float, rng: np.random.Generator) -> np.ndarray:
+    """Rotate the camera by ``rot_deg`` about a random axis and move its centre by ``trans`` in a random direction."""
+    c2w = np.linalg.inv(w2c)
+    axis = rng.normal(size=3)
+    axis /= np.linalg.norm(axis)
+    angle = np.deg2rad(rot_deg)
+    kx = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    R = np.eye(3) + np.sin(angle) * kx + (1 - np.cos(angle)) * kx @ kx
+    direction = rng.normal(size=3)
+    direction /= np.linalg.norm(direction)
+    c2w[:3, :3] = c2w[:3, :3] @ R
+    c2w[:3, 3] = c2w[:3, 3] + trans * direction
+    return np.linalg.inv(c2w)
+
+
+def gt_test_poses(layout: SceneLayout, init_cfg: InitConfig, eval_cfg: EvalConfig) -> tuple[list[Camera], list[np.ndarray]]:
+    """Known test cameras (optionally perturbed) and masks from the ground-truth depths of all views."""
+    names = list(layout.test_names)
+    w0, h0 = check_same_size(layout.train_paths() + layout.test_paths())
+    w, h = working_size(w0, h0, init_cfg.image_size)
+    rng = np.random.default_rng(eval_cfg.seed)
+    test = gt_cameras(layout, names)
+    perturbed = [c.with_pose(perturb_w2c(c.w2c, eval_cfg.perturb_rot_deg, eval_cfg.perturb_trans, rng))
+                 if eval_cfg.perturb_rot_deg or eval_cfg.perturb_trans else c for c in test]
+    train = [c.resized(w, h) for c in gt_cameras(layout, list(layout.train_names))]
+    depths_train = torch.from_numpy(np.stack([resize_nearest(load_depth(layout, c.name, w0, h0), w, h) for c in train]))
+    Ks = torch.from_numpy(np.stack([c.K for c in train]))
+    c2ws = torch.from_numpy(np.stack([c.c2w for c in train]))
+    masks = []
+    for cam in test:
+        small = cam.resized(w, h)
+        depth = torch.from_numpy(resize_nearest(load_depth(layout, cam.name, w0, h0), w, h)).double()
+        mask = visibility_mask(depth, torch.from_numpy(small.K), torch.from_numpy(small.c2w), depths_train.double(),
+                               Ks, c2ws, eval_cfg.mask_depth_atol)
+        masks.append(resize_nearest(mask.numpy(), w0, h0))
+    return perturbed, masks
+
+
+TEST_POSE_INITS = {"gt": gt_test_poses}
+
+
+def run_init_test_pose(layout: SceneLayout, init_cfg: InitConfig, eval_cfg: EvalConfig, force: bool = False) -> Path:
+    """Write test poses and masks unless a valid copy exists (shared by every feature and mode of the scene)."""
+    if not layout.test_names:
+        raise DatasetError(f"{layout.dataset}/{layout.scene} has no test views in dataset_split.json")
+    if init_cfg.method not in TEST_POSE_INITS:
+        raise ConfigError(f"test-pose initialisation for method {init_cfg.method!r} is not implemented yet "
+                          f"(available: {', '.join(TEST_POSE_INITS)})")
+    out = layout.test_view_dir(init_cfg.method, init_cfg.image_size)
+    key = fingerprint({"method": init_cfg.method, "image_size": init_cfg.image_size,
+                       "perturb": [eval_cfg.perturb_rot_deg, eval_cfg.perturb_trans], "seed": eval_cfg.seed,
+                       "atol": eval_cfg.mask_depth_atol,
+                       "images": images_digest(layout.train_paths() + layout.test_paths())})
+    with file_lock(out.parent / f".{out.name}.lock"):
+        if not force and test_pose_valid(out, key, layout):
+            return out
+        cameras, masks = TEST_POSE_INITS[init_cfg.method](layout, init_cfg, eval_cfg)
+        with atomic_dir(out) as tmp:
+            write_colmap_text(tmp, cameras)
+            (tmp / "masks").mkdir()
+            for cam, mask in zip(cameras, masks):
+                Image.fromarray(mask.astype(np.uint8) * 255).save(tmp / "masks" / f"{Path(cam.name).stem}.png")
+            atomic_write_json(tmp / "manifest.json", {
+                "key": key, "method": init_cfg.method, "names": [c.name for c in cameras],
+                "visible_fraction": {c.name: float(m.mean()) for c, m in zip(cameras, masks)},
+            })
+        return out
+
+
+def test_pose_valid(directory: Path, key: str, layout: SceneLayout) -> bool:
+    manifest = directory / "manifest.json"
+    if not manifest.is_file() or not (directory / "images.txt").is_file():
+        return False
+    try:
+        if json.loads(manifest.read_text()).get("key") != key:
+            return False
+    except json.JSONDecodeError:
+        return False
+    return all((directory / "masks" / f"{Path(n).stem}.png").is_file() for n in layout.test_names)
+
+
+def load_mask(directory: Path, name: str, width: int, height: int) -> torch.Tensor:
+    """Mask [height, width] float {0, 1}, nearest-resized (no border shaving by interpolation)."""
+    path = directory / "masks" / f"{Path(name).stem}.png"
+    if not path.is_file():
+        raise DatasetError(f"missing visibility mask {path}; rerun `feat2gs init-test-pose`")
+    mask = np.asarray(Image.open(path).convert("L")) > 127
+    return torch.from_numpy(resize_nearest(mask, width, height).astype(np.float32))

@@ -1,0 +1,54 @@
+"""What every pointmap initialiser returns, and the registry of initialisers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from feat2gs.data.layout import SceneLayout
+from feat2gs.errors import ConfigError
+from feat2gs.geometry.camera import Camera
+
+
+@dataclass
+class InitResult:
+    """Dense per-pixel geometry of the N training views at the step-1 working resolution.
+
+    images [N, H, W, 3] float32 in [0, 1]; points [N, H, W, 3] world frame; valid [N, H, W] bool
+    cameras: w2c + intrinsics at the working resolution, sorted by image name (= ``names``)
+    original_size: (width, height) of the input images
+    precomputed: features the method computed anyway (e.g. its encoder), by feature name
+    random_weights: True when a network ran with randomly initialised weights (never a real result)
+    """
+
+    names: list[str]
+    images: torch.Tensor
+    points: torch.Tensor
+    valid: torch.Tensor
+    cameras: list[Camera]
+    original_size: tuple[int, int]
+    precomputed: dict[str, torch.Tensor] = field(default_factory=dict)
+    random_weights: bool = False
+
+
+InitFn = Callable[[SceneLayout, int], InitResult]
+_METHODS: dict[str, InitFn] = {}
+
+
+def register_init(name: str) -> Callable[[InitFn], InitFn]:
+    def wrap(fn: InitFn) -> InitFn:
+        _METHODS[name] = fn
+        return fn
+
+    return wrap
+
+
+def get_init(name: str) -> InitFn:
+    from feat2gs.init import gt  # noqa: F401  (registers "gt")
+
+    if name not in _METHODS:
+        hint = " (dust3r/mast3r are not implemented yet)" if name in {"dust3r", "mast3r"} else ""
+        raise ConfigError(f"unknown init method {name!r}{hint}; available: {', '.join(sorted(_METHODS))}")
+    return _METHODS[name]

@@ -1,0 +1,122 @@
+"""Step 1: pointmaps + cameras + per-pixel features, written in the published step-1 layout.
+
+``<scene>/<N>_views/sparse/0/<method>/<feat-string>/``::
+
+    cameras.txt, images.txt   COLMAP text at the original image size (w2c)
+    points3D.ply              one vertex per valid pixel: x,y,z,nx,ny,nz,red,green,blue
+    features.safetensors      "features" [M, D] float16, same order as the PLY vertices
+    geometry.safetensors      "points" [N,H,W,3], "valid" [N,H,W], "images" [N,H,W,3] uint8 (working size)
+    feat_dim0-9.png           feature visualisation
+    manifest.json             how it was made; its "key" tells whether the folder is still valid
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from feat2gs.config import InitConfig, fingerprint
+from feat2gs.data.colmap import write_colmap_text
+from feat2gs.data.layout import SceneLayout
+from feat2gs.errors import DatasetError
+from feat2gs.features import FeatureInputs, compose_features, parse_feature_string, save_feature_visualisation
+from feat2gs.gaussians.ply import write_points_ply
+from feat2gs.init.base import get_init
+from feat2gs.io import atomic_dir, atomic_write_json, file_lock
+from feat2gs.runinfo import versions
+
+FILES = ("cameras.txt", "images.txt", "points3D.ply", "features.safetensors", "geometry.safetensors", "manifest.json")
+
+
+def images_digest(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.name.encode())
+        h.update(hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()[:16]
+
+
+def step1_key(layout: SceneLayout, cfg: InitConfig, feat_string: str) -> str:
+    return fingerprint({
+        "method": cfg.method, "feat_string": feat_string, "image_size": cfg.image_size, "feat_dim": cfg.feat_dim,
+        "pca": cfg.pca, "seed": cfg.seed, "images": images_digest(layout.train_paths()),
+    })
+
+
+def step1_valid(directory: Path, key: str) -> bool:
+    if not all((directory / f).is_file() for f in FILES):
+        return False
+    try:
+        return json.loads((directory / "manifest.json").read_text()).get("key") == key
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def run_init(layout: SceneLayout, cfg: InitConfig, feat_string: str, force: bool = False) -> Path:
+    """Compute step 1 unless a valid copy exists; concurrent callers wait on a lock and reuse the result."""
+    specs = parse_feature_string(feat_string)
+    feat_string = "-".join(s.name for s in specs)
+    out = layout.step1_dir(cfg.method, feat_string, cfg.image_size)
+    key = step1_key(layout, cfg, feat_string)
+    with file_lock(out.parent / f".{feat_string}.lock"):
+        if not force and step1_valid(out, key):
+            return out
+        t0 = time.perf_counter()
+        result = get_init(cfg.method)(layout, cfg.image_size)
+        inputs = FeatureInputs(result.images, result.points, seed=cfg.seed, precomputed=result.precomputed)
+        feats = compose_features(feat_string, inputs, cfg.feat_dim, cfg.pca)
+        if not torch.isfinite(feats).all():
+            raise DatasetError(f"features {feat_string!r} of {layout.scene_dir} contain NaN/inf values")
+        valid = result.valid & torch.isfinite(result.points).all(-1)
+        if not valid.any():
+            raise DatasetError(f"{cfg.method} init of {layout.scene_dir} produced no valid point")
+        w0, h0 = result.original_size
+        with atomic_dir(out) as tmp:
+            write_colmap_text(tmp, [c.resized(w0, h0) for c in result.cameras])
+            rgb = (result.images[valid] * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+            write_points_ply(tmp / "points3D.ply", result.points[valid].numpy(), rgb)
+            save_file({"features": feats[valid].to(torch.float16).contiguous()}, str(tmp / "features.safetensors"))
+            save_file({
+                "points": result.points.float().contiguous(), "valid": valid.to(torch.uint8).contiguous(),
+                "images": (result.images * 255).round().clamp(0, 255).to(torch.uint8).contiguous(),
+            }, str(tmp / "geometry.safetensors"))
+            if cfg.vis_feat:
+                save_feature_visualisation(tmp / "feat_dim0-9.png", result.images, feats)
+            n, h, w = valid.shape
+            atomic_write_json(tmp / "manifest.json", {
+                "key": key, "method": cfg.method, "feat_string": feat_string, "features": [asdict_spec(s) for s in specs],
+                "config": asdict(cfg), "names": result.names, "working_size": [w, h], "original_size": [w0, h0],
+                "n_points": int(valid.sum()), "feature_dim": int(feats.shape[-1]),
+                "random_weights": result.random_weights, "seconds": round(time.perf_counter() - t0, 3),
+                "versions": versions(),
+            })
+        return out
+
+
+def asdict_spec(spec) -> dict:
+    return {"name": spec.name, "channels": spec.channels, "stride": spec.stride, "tiny": spec.tiny,
+            "control": spec.control}
+
+
+def load_step1(directory: Path) -> dict:
+    """Read what training needs from a step-1 folder."""
+    manifest = json.loads((directory / "manifest.json").read_text())
+    geometry = load_file(str(directory / "geometry.safetensors"))
+    features = load_file(str(directory / "features.safetensors"))["features"].float()
+    valid = geometry["valid"].bool()
+    images = geometry["images"].float() / 255.0
+    return {
+        "manifest": manifest,
+        "points": geometry["points"][valid],
+        "colors": images[valid],
+        "features": features,
+        "all_points": geometry["points"],
+        "valid": valid,
+        "images": images,
+    }

@@ -1,0 +1,279 @@
+"""One probing job = one scene × one feature string × one mode; steps 1–6 with skip-if-done.
+
+Each step records, in ``<job>/run.json``, a key computed from its inputs and settings; a step whose outputs
+exist and whose key matches is skipped. Outputs are written atomically and the key is recorded last, so a
+killed job never looks complete and a rerun finishes it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from feat2gs.config import ExperimentConfig, fingerprint
+from feat2gs.data.images import load_image, render_size, resize_to
+from feat2gs.data.layout import SceneLayout
+from feat2gs.errors import DatasetError
+from feat2gs.evaluate.lpips_vgg import load_lpips_vgg
+from feat2gs.evaluate.metrics import image_metrics
+from feat2gs.evaluate.refine import refine_test_pose
+from feat2gs.evaluate.test_pose import load_mask, run_init_test_pose
+from feat2gs.features import parse_feature_string
+from feat2gs.gaussians import ProbeMode, activate, get_mode, read_gaussian_ply, write_gaussian_ply
+from feat2gs.data.colmap import read_colmap_text
+from feat2gs.init.step import load_step1, run_init
+from feat2gs.io import atomic_dir, atomic_save, atomic_write_json, atomic_write_text, ensure_writable_dir, file_lock
+from feat2gs.render import RenderSettings
+from feat2gs.runinfo import device_info, peak_memory_mb, resolve_device, versions
+from feat2gs.train import train_readout
+from feat2gs.train.views import load_views
+
+STEPS = ("init", "train", "init_test_pose", "render", "metrics", "video")
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    atomic_save(path, lambda tmp: np.save(tmp, array))
+
+
+def _save_png(path: Path, image: torch.Tensor) -> None:
+    arr = (image.detach().clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
+    Image.fromarray(arr).save(path)
+
+
+@dataclass
+class Job:
+    layout: SceneLayout
+    feat_string: str
+    mode: ProbeMode
+    cfg: ExperimentConfig
+    out_root: Path
+    progress: bool = True
+
+    @classmethod
+    def create(cls, data_root: str | Path, dataset: str, scene: str, feature: str, mode: str,
+               cfg: ExperimentConfig, out_root: str | Path, progress: bool = True) -> "Job":
+        feat_string = "-".join(s.name for s in parse_feature_string(feature))
+        probe = get_mode(mode)
+        layout = SceneLayout.open(data_root, dataset, scene)
+        return cls(layout, feat_string, probe, cfg, Path(out_root), progress)
+
+    @property
+    def dir(self) -> Path:
+        return self.layout.job_dir(self.out_root, self.mode.name, self.cfg.init.method, self.feat_string,
+                                   self.cfg.preset)
+
+    @property
+    def iteration(self) -> int:
+        return self.cfg.train.iterations
+
+    @property
+    def test_dir(self) -> Path:
+        return self.dir / "test" / f"ours_{self.iteration}"
+
+    @property
+    def ply_path(self) -> Path:
+        return self.dir / "point_cloud" / f"iteration_{self.iteration}" / "point_cloud.ply"
+
+    @property
+    def device(self) -> torch.device:
+        return resolve_device(self.cfg.device)
+
+    # run.json bookkeeping -------------------------------------------------------------------------
+    def record(self) -> dict:
+        path = self.dir / "run.json"
+        if path.is_file():
+            try:
+                return json.loads(path.read_text())
+            except json.JSONDecodeError:
+                pass
+        return {"steps": {}}
+
+    def _mark(self, step: str, key: str, info: dict) -> None:
+        rec = self.record()
+        rec.update({"dataset": self.layout.dataset, "scene": self.layout.scene, "n_views": self.layout.n_views,
+                    "mode": self.mode.name, "method": self.cfg.init.method, "feature": self.feat_string,
+                    "preset": self.cfg.preset, "seed": self.cfg.train.seed, "versions": versions(),
+                    **device_info(self.device)})
+        rec.setdefault("steps", {})[step] = {"key": key, **info}
+        atomic_write_json(self.dir / "run.json", rec)
+
+    def step_key(self, step: str) -> str | None:
+        return self.record().get("steps", {}).get(step, {}).get("key")
+
+    def _run(self, step: str, key: str, outputs: list[Path], body: Callable[[], dict], force: bool) -> bool:
+        """Run ``body`` unless the step is done with the same key; returns True when it ran."""
+        if not force and self.step_key(step) == key and all(p.exists() for p in outputs):
+            return False
+        t0 = time.perf_counter()
+        info = body()
+        self._mark(step, key, {"seconds": round(time.perf_counter() - t0, 3), **info})
+        return True
+
+    # steps -----------------------------------------------------------------------------------------
+    def step1_dir(self) -> Path:
+        return run_init(self.layout, self.cfg.init, self.feat_string)
+
+    def train_key(self) -> str:
+        manifest = json.loads((self.step1_dir() / "manifest.json").read_text())
+        return fingerprint({"step1": manifest["key"], "mode": self.mode.name, "train": asdict(self.cfg.train),
+                            "backend": self.cfg.backend})
+
+    def train(self, force: bool = False) -> bool:
+        step1 = self.step1_dir()
+        ensure_writable_dir(self.dir)
+
+        def body() -> dict:
+            data = load_step1(step1)
+            names = data["manifest"]["names"]
+            views = load_views(step1, self.layout.train_images_dir, names, self.cfg.train.resolution, self.device)
+            result = train_readout(data["points"], data["colors"], data["features"], views, self.mode,
+                                   self.feat_string, self.cfg.train, self.device, self.cfg.backend, self.progress)
+            write_gaussian_ply(self.ply_path, result.raw)
+            _save_npy(self.dir / "pose" / "pose_org.npy", result.poses_init)
+            _save_npy(self.dir / "pose" / f"pose_{self.iteration}.npy", result.poses_final)
+            atomic_write_json(self.dir / "train_log.json", result.history)
+            atomic_write_text(self.dir / "config.yaml", self.cfg.to_yaml())
+            atomic_write_json(self.dir / "cameras.json", [
+                {"id": i, "img_name": v.camera.name, "width": v.camera.width, "height": v.camera.height,
+                 "position": v.camera.center.tolist(), "rotation": v.camera.c2w[:3, :3].tolist(),
+                 "fx": float(v.camera.K[0, 0]), "fy": float(v.camera.K[1, 1])} for i, v in enumerate(views)])
+            first = next((h["loss"] for h in result.history if h["phase"] == "render"), None)
+            return {"n_gaussians": int(data["points"].shape[0]), "iterations": self.iteration,
+                    "iterations_per_second": round(result.iterations_per_second, 2),
+                    "first_render_loss": first, "final_loss": result.history[-1]["loss"] if result.history else None,
+                    "peak_memory_mb": round(peak_memory_mb(self.device), 1),
+                    "render_size": [views[0].camera.width, views[0].camera.height]}
+
+        return self._run("train", self.train_key(), [self.ply_path], body, force)
+
+    def test_pose_dir(self) -> Path:
+        return run_init_test_pose(self.layout, self.cfg.init, self.cfg.eval)
+
+    def render_key(self) -> str:
+        manifest = json.loads((self.test_pose_dir() / "manifest.json").read_text())
+        ev = self.cfg.eval
+        return fingerprint({"train": self.step_key("train"), "test_pose": manifest["key"], "backend": self.cfg.backend,
+                            "refine": [ev.test_pose_iterations, ev.test_pose_lr_t, ev.test_pose_lr_q],
+                            "resolution": self.cfg.train.resolution, "bg": self.cfg.train.white_background})
+
+    def render(self, force: bool = False) -> bool:
+        if not self.ply_path.is_file():
+            raise DatasetError(f"no trained model at {self.ply_path}; run `feat2gs train` first")
+        test_pose = self.test_pose_dir()
+
+        def body() -> dict:
+            device = self.device
+            raw = {k: v.to(device) for k, v in read_gaussian_ply(self.ply_path).items()}
+            sh_degree = int(round((raw["f_rest"].shape[1] // 3 + 1) ** 0.5)) - 1
+            gaussians = activate(raw)
+            bg = (1.0, 1.0, 1.0) if self.cfg.train.white_background else (0.0, 0.0, 0.0)
+            settings = RenderSettings(sh_degree=sh_degree, background=bg)
+            cameras = {c.name: c for c in read_colmap_text(test_pose)}
+            ev = self.cfg.eval
+            poses, summary = {}, {}
+            from tqdm import tqdm
+
+            with atomic_dir(self.test_dir) as tmp:
+                for sub in ("renders", "gt", "masks"):
+                    (tmp / sub).mkdir()
+                for name in tqdm(self.layout.test_names, desc="refine test poses", disable=not self.progress):
+                    cam = cameras[name]
+                    w, h = render_size(cam.width, cam.height, self.cfg.train.resolution)
+                    cam = cam.resized(w, h)
+                    gt = torch.from_numpy(resize_to(load_image(self.layout.images_dir / name), w, h)).to(device)
+                    mask = load_mask(test_pose, name, w, h).to(device)
+                    K = torch.as_tensor(cam.K, dtype=torch.float32, device=device)
+                    refined = refine_test_pose(gaussians, torch.as_tensor(cam.w2c, dtype=torch.float32, device=device),
+                                               K, w, h, gt, mask, ev.test_pose_iterations, ev.test_pose_lr_t,
+                                               ev.test_pose_lr_q, settings, self.cfg.backend)
+                    with torch.no_grad():
+                        from feat2gs.render import rasterize
+
+                        out = rasterize(gaussians, refined.viewmat, K, w, h, settings, backend=self.cfg.backend)
+                    stem = Path(name).stem
+                    _save_png(tmp / "renders" / f"{stem}.png", out.image)
+                    _save_png(tmp / "gt" / f"{stem}.png", gt)
+                    Image.fromarray((mask.cpu().numpy() * 255).astype(np.uint8)).save(tmp / "masks" / f"{stem}.png")
+                    poses[name] = {"initial_w2c": cam.w2c.tolist(), "refined_w2c": refined.viewmat.cpu().tolist(),
+                                   "initial_loss": refined.initial_loss, "best_loss": refined.best_loss,
+                                   "best_iteration": refined.best_iteration}
+                    summary[name] = refined.best_loss
+                atomic_write_json(tmp / "test_poses.json", poses)
+            return {"views": len(summary), "mean_refined_l1": float(np.mean(list(summary.values())))}
+
+        return self._run("render", self.render_key(), [self.test_dir / "test_poses.json"], body, force)
+
+    def metrics(self, force: bool = False) -> bool:
+        lpips_model, lpips_message = (load_lpips_vgg(self.device) if self.cfg.eval.lpips
+                                      else (None, "LPIPS disabled (eval.lpips=false)"))
+        key = fingerprint({"render": self.step_key("render"), "lpips": lpips_model is not None})
+
+        def body() -> dict:
+            per_view: dict[str, dict[str, float | None]] = {}
+            for name in self.layout.test_names:
+                stem = Path(name).stem
+                render = self._read(self.test_dir / "renders" / f"{stem}.png")
+                gt = self._read(self.test_dir / "gt" / f"{stem}.png")
+                mask = (self._read(self.test_dir / "masks" / f"{stem}.png")[..., 0] > 0.5).float()
+                per_view[name] = image_metrics(render, gt, mask, lpips_model)
+            keys = list(next(iter(per_view.values())))
+            means = {k: (None if any(v[k] is None for v in per_view.values())
+                         else float(np.mean([v[k] for v in per_view.values()]))) for k in keys}
+            tag = f"ours_{self.iteration}"
+            summary = {tag: {**means, "num_views": len(per_view), "lpips_net": "vgg (v0.1)",
+                             "lpips_note": lpips_message}}
+            atomic_write_json(self.dir / "results.json", summary)
+            atomic_write_json(self.dir / "per_view.json", {tag: {k: {n: v[k] for n, v in per_view.items()} for k in keys}})
+            lines = [f"{n}: " + ", ".join(f"{k} {v:.4f}" if v is not None else f"{k} null" for k, v in m.items())
+                     for n, m in per_view.items()]
+            atomic_write_text(self.test_dir.parent / f"metrics_{self.iteration}.txt", "\n".join(lines) + "\n")
+            if lpips_message and self.progress:
+                print(lpips_message)
+            return {k: means[k] for k in ("PSNR", "SSIM", "LPIPS", "PSNR_masked")}
+
+        return self._run("metrics", key, [self.dir / "results.json", self.dir / "per_view.json"], body, force)
+
+    @staticmethod
+    def _read(path: Path) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0)
+
+    def video(self, force: bool = False) -> bool:
+        from feat2gs.video.render_video import render_trajectory_video
+
+        vc = self.cfg.video
+        key = fingerprint({"train": self.step_key("train"), "video": asdict(vc), "backend": self.cfg.backend})
+        name = f"{self.layout.scene}_{self.layout.n_views}_view_{vc.trajectory}"
+        target = self.dir / "videos" / f"{name}.mp4"
+
+        def body() -> dict:
+            return render_trajectory_video(self, vc, target)
+
+        return self._run("video", key, [target], body, force)
+
+    def run_all(self, force: bool = False, video: bool = True) -> dict[str, bool]:
+        """Steps 1–6 in order; returns which steps ran (False = skipped as already done)."""
+        ensure_writable_dir(self.dir)
+        with file_lock(self.dir / ".job.lock"):
+            ran = {"init": False}
+            before = self.step1_dir_valid()
+            self.step1_dir()
+            ran["init"] = not before
+            ran["train"] = self.train(force)
+            ran["render"] = self.render(force)
+            ran["metrics"] = self.metrics(force)
+            if video:
+                ran["video"] = self.video(force)
+            return ran
+
+    def step1_dir_valid(self) -> bool:
+        from feat2gs.init.step import step1_key, step1_valid
+
+        out = self.layout.step1_dir(self.cfg.init.method, self.feat_string, self.cfg.init.image_size)
+        return step1_valid(out, step1_key(self.layout, self.cfg.init, self.feat_string))
