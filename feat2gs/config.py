@@ -109,6 +109,7 @@ PRESETS = {"protocol": ExperimentConfig, "quick": _quick}
 
 
 def _coerce(value: str, current: Any, key: str) -> Any:
+    """Parse ``value`` as the type of the current setting (numbers, booleans, strings; ``none`` for None)."""
     if value.lower() in {"none", "null"}:
         return None
     if isinstance(current, bool):
@@ -117,13 +118,21 @@ def _coerce(value: str, current: Any, key: str) -> Any:
         if value.lower() in {"false", "0", "no"}:
             return False
         raise ConfigError(f"--set {key}={value}: expected true/false")
+    for kind in (int, float):
+        if isinstance(current, kind) or (current is None and _parses(kind, value)):
+            try:
+                return kind(value)
+            except ValueError:
+                raise ConfigError(f"--set {key}={value}: expected a{'n integer' if kind is int else ' number'}")
+    return value
+
+
+def _parses(kind: type, value: str) -> bool:
     try:
-        parsed = yaml.safe_load(value)
-    except yaml.YAMLError:
-        parsed = value
-    if isinstance(current, float) and isinstance(parsed, int):
-        return float(parsed)
-    return parsed
+        kind(value)
+    except ValueError:
+        return False
+    return True
 
 
 def apply_overrides(cfg: ExperimentConfig, overrides: list[str]) -> ExperimentConfig:

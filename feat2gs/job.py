@@ -255,7 +255,7 @@ class Job:
         def body() -> dict:
             return render_trajectory_video(self, vc, target)
 
-        return self._run("video", key, [target], body, force)
+        return self._run(f"video_{vc.trajectory}", key, [target], body, force)
 
     def run_all(self, force: bool = False, video: bool = True) -> dict[str, bool]:
         """Steps 1–6 in order; returns which steps ran (False = skipped as already done)."""

@@ -31,6 +31,7 @@ class TrainResult:
     history: list[dict[str, float]]  # sampled losses
     seconds: float
     iterations_per_second: float
+    features: torch.Tensor | None = None  # fine-tuned per-Gaussian features (ft modes only), CPU
 
 
 def _render_lrs(cfg: TrainConfig, extent: float) -> dict[str, float]:
@@ -134,4 +135,5 @@ def train_readout(
         history=history,
         seconds=seconds,
         iterations_per_second=cfg.iterations / max(seconds, 1e-9),
+        features=readout.features.detach().cpu() if mode.finetune_features else None,
     )

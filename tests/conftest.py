@@ -1,0 +1,40 @@
+"""Shared fixtures: a tiny generated scene and fast settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from feat2gs.config import ExperimentConfig, make_config
+from feat2gs.data.synthetic import make_scene
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny workloads run faster on one thread, and 2-thread OpenMP spins badly on a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def scene_root(tmp_path_factory) -> Path:
+    """A 3-train / 2-test synthetic scene at 64x48 (session-wide, read-only for tests)."""
+    root = tmp_path_factory.mktemp("data")
+    make_scene(root, n_train=3, n_test=2, width=64, height=48, seed=0)
+    return root
+
+
+def tiny_config(**train) -> ExperimentConfig:
+    """Settings for second-scale end-to-end tests (48x32 px working size)."""
+    cfg = make_config("quick", [
+        "init.image_size=48", "init.feat_dim=32", "train.resolution=48", "train.iterations=40",
+        "train.warm_iterations=20", "eval.test_pose_iterations=3", "video.n_frames=4", "video.resolution=48",
+        "eval.lpips=false",
+    ])
+    for key, value in train.items():
+        setattr(cfg.train, key, value)
+    return cfg
