@@ -16,8 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from tqdm import tqdm
 
 from feat2gs.config import ExperimentConfig, fingerprint
+from feat2gs.data.colmap import read_colmap_text
 from feat2gs.data.images import load_image, render_size, resize_to
 from feat2gs.data.layout import SceneLayout
 from feat2gs.errors import DatasetError
@@ -26,11 +28,10 @@ from feat2gs.evaluate.metrics import image_metrics
 from feat2gs.evaluate.refine import refine_test_pose
 from feat2gs.evaluate.test_pose import load_mask, run_init_test_pose
 from feat2gs.features import parse_feature_string
-from feat2gs.gaussians import ProbeMode, activate, get_mode, read_gaussian_ply, write_gaussian_ply
-from feat2gs.data.colmap import read_colmap_text
+from feat2gs.gaussians import ProbeMode, get_mode, load_gaussians, write_gaussian_ply
 from feat2gs.init.step import load_step1, run_init
 from feat2gs.io import atomic_dir, atomic_save, atomic_write_json, atomic_write_text, ensure_writable_dir, file_lock
-from feat2gs.render import RenderSettings
+from feat2gs.render import RenderSettings, rasterize
 from feat2gs.runinfo import device_info, peak_memory_mb, resolve_device, versions
 from feat2gs.train import train_readout
 from feat2gs.train.views import load_views
@@ -120,8 +121,8 @@ class Job:
     def step1_dir(self) -> Path:
         return run_init(self.layout, self.cfg.init, self.feat_string)
 
-    def train_key(self) -> str:
-        manifest = json.loads((self.step1_dir() / "manifest.json").read_text())
+    def train_key(self, step1: Path) -> str:
+        manifest = json.loads((step1 / "manifest.json").read_text())
         return fingerprint({"step1": manifest["key"], "mode": self.mode.name, "train": asdict(self.cfg.train),
                             "backend": self.cfg.backend})
 
@@ -151,13 +152,13 @@ class Job:
                     "peak_memory_mb": round(peak_memory_mb(self.device), 1),
                     "render_size": [views[0].camera.width, views[0].camera.height]}
 
-        return self._run("train", self.train_key(), [self.ply_path], body, force)
+        return self._run("train", self.train_key(step1), [self.ply_path], body, force)
 
     def test_pose_dir(self) -> Path:
         return run_init_test_pose(self.layout, self.cfg.init, self.cfg.eval)
 
-    def render_key(self) -> str:
-        manifest = json.loads((self.test_pose_dir() / "manifest.json").read_text())
+    def render_key(self, test_pose: Path) -> str:
+        manifest = json.loads((test_pose / "manifest.json").read_text())
         ev = self.cfg.eval
         return fingerprint({"train": self.step_key("train"), "test_pose": manifest["key"], "backend": self.cfg.backend,
                             "refine": [ev.test_pose_iterations, ev.test_pose_lr_t, ev.test_pose_lr_q],
@@ -170,16 +171,12 @@ class Job:
 
         def body() -> dict:
             device = self.device
-            raw = {k: v.to(device) for k, v in read_gaussian_ply(self.ply_path).items()}
-            sh_degree = int(round((raw["f_rest"].shape[1] // 3 + 1) ** 0.5)) - 1
-            gaussians = activate(raw)
+            gaussians, sh_degree = load_gaussians(self.ply_path, device)
             bg = (1.0, 1.0, 1.0) if self.cfg.train.white_background else (0.0, 0.0, 0.0)
             settings = RenderSettings(sh_degree=sh_degree, background=bg)
             cameras = {c.name: c for c in read_colmap_text(test_pose)}
             ev = self.cfg.eval
             poses, summary = {}, {}
-            from tqdm import tqdm
-
             with atomic_dir(self.test_dir) as tmp:
                 for sub in ("renders", "gt", "masks"):
                     (tmp / sub).mkdir()
@@ -194,8 +191,6 @@ class Job:
                                                K, w, h, gt, mask, ev.test_pose_iterations, ev.test_pose_lr_t,
                                                ev.test_pose_lr_q, settings, self.cfg.backend)
                     with torch.no_grad():
-                        from feat2gs.render import rasterize
-
                         out = rasterize(gaussians, refined.viewmat, K, w, h, settings, backend=self.cfg.backend)
                     stem = Path(name).stem
                     _save_png(tmp / "renders" / f"{stem}.png", out.image)
@@ -208,7 +203,7 @@ class Job:
                 atomic_write_json(tmp / "test_poses.json", poses)
             return {"views": len(summary), "mean_refined_l1": float(np.mean(list(summary.values())))}
 
-        return self._run("render", self.render_key(), [self.test_dir / "test_poses.json"], body, force)
+        return self._run("render", self.render_key(test_pose), [self.test_dir / "test_poses.json"], body, force)
 
     def metrics(self, force: bool = False) -> bool:
         lpips_model, lpips_message = (load_lpips_vgg(self.device) if self.cfg.eval.lpips

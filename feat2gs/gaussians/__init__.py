@@ -2,7 +2,7 @@
 
 from feat2gs.gaussians.initial import initial_params, knn_log_scale, rgb_to_sh
 from feat2gs.gaussians.modes import MODES, PARAM_KEYS, ProbeMode, get_mode, param_dims
-from feat2gs.gaussians.ply import read_gaussian_ply, write_gaussian_ply, write_points_ply
+from feat2gs.gaussians.ply import load_gaussians, read_gaussian_ply, write_gaussian_ply, write_points_ply
 from feat2gs.gaussians.readout import FeatureReadout, ReadoutHead, activate
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "activate",
     "get_mode",
     "initial_params",
+    "load_gaussians",
     "knn_log_scale",
     "param_dims",
     "read_gaussian_ply",

@@ -10,6 +10,7 @@ from plyfile import PlyData, PlyElement
 
 from feat2gs.errors import DatasetError
 from feat2gs.io import atomic_save
+from feat2gs.render.types import Gaussians
 
 
 def _write(path: str | Path, vertex: np.ndarray) -> None:
@@ -72,3 +73,11 @@ def read_gaussian_ply(path: str | Path) -> dict[str, torch.Tensor]:
         "f_dc": torch.from_numpy(stack("f_dc_")),
         "f_rest": f_rest.contiguous(),
     }
+
+
+def load_gaussians(path: str | Path, device: torch.device) -> tuple[Gaussians, int]:
+    """A trained 3DGS PLY -> (activated Gaussians on ``device``, SH degree)."""
+    from feat2gs.gaussians.readout import activate, sh_degree_of
+
+    raw = {k: v.to(device) for k, v in read_gaussian_ply(path).items()}
+    return activate(raw), sh_degree_of(raw)

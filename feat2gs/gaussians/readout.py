@@ -52,3 +52,8 @@ def activate(raw: dict[str, torch.Tensor]) -> Gaussians:
         opacities=torch.sigmoid(raw["opacity"]).squeeze(-1),
         colors=sh,
     )
+
+
+def sh_degree_of(raw: dict[str, torch.Tensor]) -> int:
+    """SH degree from the width of f_rest (((d+1)^2 - 1) * 3 coefficients)."""
+    return int(round((raw["f_rest"].shape[1] // 3 + 1) ** 0.5)) - 1

@@ -12,7 +12,7 @@ from tqdm import tqdm
 from feat2gs.config import VideoConfig
 from feat2gs.data.colmap import read_colmap_text
 from feat2gs.data.images import render_size
-from feat2gs.gaussians import activate, read_gaussian_ply
+from feat2gs.gaussians import load_gaussians
 from feat2gs.io import atomic_save
 from feat2gs.render import RenderSettings, depth_to_normals, rasterize
 from feat2gs.video.plot import plot_trajectory
@@ -26,9 +26,7 @@ if TYPE_CHECKING:
 def render_trajectory_video(job: "Job", cfg: VideoConfig, target: Path) -> dict:
     """Render ``cfg.trajectory`` from the optimised training poses; writes the mp4(s) and the trajectory."""
     device = job.device
-    raw = {k: v.to(device) for k, v in read_gaussian_ply(job.ply_path).items()}
-    sh_degree = int(round((raw["f_rest"].shape[1] // 3 + 1) ** 0.5)) - 1
-    gaussians = activate(raw)
+    gaussians, sh_degree = load_gaussians(job.ply_path, device)
     train_w2c = np.load(job.dir / "pose" / f"pose_{job.iteration}.npy")
     step1 = job.layout.step1_dir(job.cfg.init.method, job.feat_string, job.cfg.init.image_size)
     cam0 = read_colmap_text(step1)[0]

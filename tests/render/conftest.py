@@ -57,15 +57,6 @@ def random_scene(
     return Gaussians(**{k: t.to(dtype=dtype, device=device) for k, t in vars(gaussians).items()})
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """These scenes are tiny: one intra-op thread is faster, and immune to spin-waiting on busy shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def make_pinhole() -> Callable[..., torch.Tensor]:
     return pinhole

@@ -3,7 +3,6 @@ import math
 import pytest
 import torch
 
-from feat2gs.config import make_config
 from feat2gs.errors import TrainingDivergedError
 from feat2gs.gaussians import get_mode
 from feat2gs.init.step import load_step1, run_init
