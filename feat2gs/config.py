@@ -19,8 +19,13 @@ from feat2gs.errors import ConfigError
 
 @dataclass
 class InitConfig:
-    method: str = "gt"  # pointmap source: gt (known cameras + depth); dust3r/mast3r come with their own issue
+    method: str = "gt"  # pointmap source: gt (known cameras + depth), dust3r, mast3r
     image_size: int = 512  # long side of the step-1 working resolution (both sides then floored to /16)
+    checkpoint: str | None = None  # dust3r/mast3r weights: .pth file, HF directory or hub id (default: official)
+    random_weights: bool = False  # run dust3r/mast3r with random weights (pipeline tests only; flagged in outputs)
+    batch_size: int = 1  # pairs per network call
+    autocast: str | None = None  # CUDA only: bf16 or fp16
+    align_iterations: int = 300  # dense global alignment
     feat_dim: int | None = 256  # PCA dimension; None keeps the raw width; tiny features skip PCA
     pca: str = "exact"  # exact (deterministic, sign-fixed) | lowrank (torch.pca_lowrank, seeded; the reference's)
     vis_feat: bool = True  # write the feature visualisation PNG

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from feat2gs.config import InitConfig
 from feat2gs.data.layout import SceneLayout
 from feat2gs.errors import ConfigError
 from feat2gs.geometry.camera import Camera
@@ -33,7 +34,7 @@ class InitResult:
     random_weights: bool = False
 
 
-InitFn = Callable[[SceneLayout, int], InitResult]
+InitFn = Callable[[SceneLayout, InitConfig], InitResult]
 _METHODS: dict[str, InitFn] = {}
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from feat2gs.config import InitConfig
 from feat2gs.data.colmap import read_colmap_text
 from feat2gs.data.images import check_same_size, load_image, resize_to, working_size
 from feat2gs.data.layout import SceneLayout
@@ -65,10 +66,10 @@ def unproject(depth: np.ndarray, cam: Camera) -> np.ndarray:
 
 
 @register_init("gt")
-def init_gt(layout: SceneLayout, image_size: int) -> InitResult:
+def init_gt(layout: SceneLayout, cfg: InitConfig) -> InitResult:
     names = list(layout.train_names)
     w0, h0 = check_same_size(layout.train_paths())
-    w, h = working_size(w0, h0, image_size)
+    w, h = working_size(w0, h0, cfg.image_size)
     original = gt_cameras(layout, names)
     for cam in original:
         if (cam.width, cam.height) != (w0, h0):

@@ -46,6 +46,7 @@ def step1_key(layout: SceneLayout, cfg: InitConfig, feat_string: str) -> str:
     return fingerprint({
         "method": cfg.method, "feat_string": feat_string, "image_size": cfg.image_size, "feat_dim": cfg.feat_dim,
         "pca": cfg.pca, "seed": cfg.seed, "images": images_digest(layout.train_paths()),
+        "checkpoint": cfg.checkpoint, "random_weights": cfg.random_weights, "align_iterations": cfg.align_iterations,
     })
 
 
@@ -68,7 +69,7 @@ def run_init(layout: SceneLayout, cfg: InitConfig, feat_string: str, force: bool
         if not force and step1_valid(out, key):
             return out
         t0 = time.perf_counter()
-        result = get_init(cfg.method)(layout, cfg.image_size)
+        result = get_init(cfg.method)(layout, cfg)
         inputs = FeatureInputs(result.images, result.points, seed=cfg.seed, precomputed=result.precomputed)
         feats = compose_features(feat_string, inputs, cfg.feat_dim, cfg.pca)
         if not torch.isfinite(feats).all():

@@ -42,6 +42,12 @@ def test_eval_writes_everything_and_skips_when_done(scene_root, tmp_path):
     assert not any(p.name.endswith(".tmp") or ".tmp." in p.name for p in d.rglob("*"))
     again = job.run_all()
     assert not any(again.values()), again
+    job.cfg.video.depth_normal = True
+    job.cfg.video.trajectory = "arc"
+    assert job.video()
+    for suffix in ("", "_depth", "_normal"):
+        assert len(list(iio.imiter(d / "videos" / f"blocks_3_view_arc{suffix}.mp4"))) == 4
+    assert (d / "pose" / "pose_arc.npy").is_file() and (d / "pose" / "poses_arc.png").is_file()
 
 
 def test_same_command_twice_gives_same_metrics(scene_root, tmp_path):
