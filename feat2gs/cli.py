@@ -32,11 +32,21 @@ Force = Annotated[bool, typer.Option("--force", help="redo the step even if its 
 Device = Annotated[Optional[str], typer.Option("--device", help="auto, cpu, cuda, cuda:1 ...")]
 Backend = Annotated[Optional[str], typer.Option("--backend", help="renderer: auto, torch, gsplat")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
+Checkpoint = Annotated[Optional[str], typer.Option(
+    "--checkpoint", help="dust3r/mast3r weights: official .pth, HF directory or hub id (default: official file)")]
+RandomWeights = Annotated[bool, typer.Option(
+    "--random-weights", help="run networks with RANDOM weights (tests the pipeline; results are meaningless)")]
 
 
 def _config(preset: str, method: str | None, feat_dim: int | None, sets: list[str] | None, device: str | None,
-            backend: str | None):
+            backend: str | None, checkpoint: str | None = None, random_weights: bool = False):
     overrides = list(sets or [])
+    if checkpoint:
+        overrides.append(f"init.checkpoint={checkpoint}")
+    if random_weights:
+        overrides.append("init.random_weights=true")
+        console.print("[bold yellow]warning:[/bold yellow] --random-weights: networks run with random weights; "
+                      "outputs test the pipeline only and are marked random_weights=true")
     if method:
         overrides.append(f"init.method={method}")
     if feat_dim is not None:
@@ -48,10 +58,11 @@ def _config(preset: str, method: str | None, feat_dim: int | None, sets: list[st
     return make_config(preset, overrides)
 
 
-def _job(data_root, dataset, scene, feature, mode, out, preset, method, feat_dim, sets, device, backend, quiet):
+def _job(data_root, dataset, scene, feature, mode, out, preset, method, feat_dim, sets, device, backend, quiet,
+         checkpoint=None, random_weights=False):
     from feat2gs.job import Job
 
-    cfg = _config(preset, method, feat_dim, sets, device, backend)
+    cfg = _config(preset, method, feat_dim, sets, device, backend, checkpoint, random_weights)
     return Job.create(data_root, dataset, scene, feature, mode, cfg, out, progress=not quiet)
 
 
@@ -75,12 +86,12 @@ def make_scene_cmd(
 @app.command()
 def init(data_root: DataRoot, dataset: Dataset, scene: Scene, feature: Feature, preset: Preset = "protocol",
          method: Method = None, feat_dim: FeatDim = None, set_: Sets = None, force: Force = False,
-         device: Device = None) -> None:
+         device: Device = None, checkpoint: Checkpoint = None, random_weights: RandomWeights = False) -> None:
     """Step 1: pointmaps, cameras and per-pixel features of the training views."""
     from feat2gs.data.layout import SceneLayout
     from feat2gs.init.step import run_init
 
-    cfg = _config(preset, method, feat_dim, set_, device, None)
+    cfg = _config(preset, method, feat_dim, set_, device, None, checkpoint, random_weights)
     out = run_init(SceneLayout.open(data_root, dataset, scene), cfg.init, feature, force=force)
     console.print(f"[green]init[/green] ready: {out}")
 
@@ -96,13 +107,19 @@ def train(data_root: DataRoot, dataset: Dataset, scene: Scene, feature: Feature,
 
 @app.command("init-test-pose")
 def init_test_pose(data_root: DataRoot, dataset: Dataset, scene: Scene, preset: Preset = "protocol",
-                   method: Method = None, set_: Sets = None, force: Force = False) -> None:
+                   method: Method = None, set_: Sets = None, force: Force = False,
+                   feature: Annotated[str, typer.Option("--feature", "-f", help="feature string whose step-1 "
+                                                        "points anchor the test poses (dust3r/mast3r)")] = "iuvrgb",
+                   checkpoint: Checkpoint = None, random_weights: RandomWeights = False) -> None:
     """Step 3: initial test poses in the training frame and visibility masks."""
     from feat2gs.data.layout import SceneLayout
     from feat2gs.evaluate.test_pose import run_init_test_pose
+    from feat2gs.init.step import run_init
 
-    cfg = _config(preset, method, None, set_, None, None)
-    out = run_init_test_pose(SceneLayout.open(data_root, dataset, scene), cfg.init, cfg.eval, force=force)
+    cfg = _config(preset, method, None, set_, None, None, checkpoint, random_weights)
+    layout = SceneLayout.open(data_root, dataset, scene)
+    step1 = run_init(layout, cfg.init, feature) if cfg.init.method != "gt" else None
+    out = run_init_test_pose(layout, cfg.init, cfg.eval, step1, force=force)
     console.print(f"[green]init-test-pose[/green] ready: {out}")
 
 
@@ -145,9 +162,11 @@ def video(data_root: DataRoot, dataset: Dataset, scene: Scene, feature: Feature,
 def eval_cmd(data_root: DataRoot, dataset: Dataset, scene: Scene, feature: Feature, mode: Mode, out: Out,
              preset: Preset = "protocol", method: Method = None, feat_dim: FeatDim = None, set_: Sets = None,
              force: Force = False, device: Device = None, backend: Backend = None, quiet: Quiet = False,
-             no_video: Annotated[bool, typer.Option("--no-video", help="skip step 6")] = False) -> None:
+             no_video: Annotated[bool, typer.Option("--no-video", help="skip step 6")] = False,
+             checkpoint: Checkpoint = None, random_weights: RandomWeights = False) -> None:
     """Steps 1–6 for one (scene, feature string, mode); steps already complete are skipped."""
-    job = _job(data_root, dataset, scene, feature, mode, out, preset, method, feat_dim, set_, device, backend, quiet)
+    job = _job(data_root, dataset, scene, feature, mode, out, preset, method, feat_dim, set_, device, backend, quiet,
+               checkpoint, random_weights)
     ran = job.run_all(force=force, video=not no_video)
     console.print(f"[green]eval[/green] {job.dir} (ran: {', '.join(k for k, v in ran.items() if v) or 'nothing'})")
     _print_results(job.dir / "results.json")
@@ -199,9 +218,11 @@ def _print_results(path: Path) -> None:
         table.add_row(tag, fmt(r["PSNR"], 2), fmt(r["SSIM"], 4), fmt(r["LPIPS"], 4), fmt(r["PSNR_masked"], 2),
                       fmt(r["SSIM_masked"], 4), fmt(r["LPIPS_masked"], 4))
     Console().print(table)
-    note = next(iter(results.values())).get("lpips_note")
-    if note:
-        console.print(f"[yellow]{note}[/yellow]")
+    first = next(iter(results.values()))
+    if first.get("lpips_note"):
+        console.print(f"[yellow]{first['lpips_note']}[/yellow]")
+    if first.get("random_weights"):
+        console.print("[bold yellow]these numbers come from RANDOM network weights (--random-weights)[/bold yellow]")
 
 
 def main() -> None:

@@ -155,7 +155,7 @@ class Job:
         return self._run("train", self.train_key(step1), [self.ply_path], body, force)
 
     def test_pose_dir(self) -> Path:
-        return run_init_test_pose(self.layout, self.cfg.init, self.cfg.eval)
+        return run_init_test_pose(self.layout, self.cfg.init, self.cfg.eval, self.step1_dir())
 
     def render_key(self, test_pose: Path) -> str:
         manifest = json.loads((test_pose / "manifest.json").read_text())
@@ -222,8 +222,9 @@ class Job:
             means = {k: (None if any(v[k] is None for v in per_view.values())
                          else float(np.mean([v[k] for v in per_view.values()]))) for k in keys}
             tag = f"ours_{self.iteration}"
+            step1 = json.loads((self.step1_dir() / "manifest.json").read_text())
             summary = {tag: {**means, "num_views": len(per_view), "lpips_net": "vgg (v0.1)",
-                             "lpips_note": lpips_message}}
+                             "lpips_note": lpips_message, "random_weights": step1.get("random_weights", False)}}
             atomic_write_json(self.dir / "results.json", summary)
             atomic_write_json(self.dir / "per_view.json", {tag: {k: {n: v[k] for n, v in per_view.items()} for k in keys}})
             lines = [f"{n}: " + ", ".join(f"{k} {v:.4f}" if v is not None else f"{k} null" for k, v in m.items())

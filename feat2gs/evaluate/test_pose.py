@@ -16,13 +16,16 @@ import numpy as np
 import torch
 from PIL import Image
 
+from safetensors.torch import load_file
+
 from feat2gs.config import EvalConfig, InitConfig, fingerprint
-from feat2gs.data.colmap import write_colmap_text
+from feat2gs.data.colmap import read_colmap_text, write_colmap_text
 from feat2gs.data.images import check_same_size, working_size
 from feat2gs.data.layout import SceneLayout
-from feat2gs.errors import ConfigError, DatasetError
+from feat2gs.errors import DatasetError
 from feat2gs.evaluate.visibility import visibility_mask
 from feat2gs.geometry.camera import Camera
+from feat2gs.geometry.similarity import apply_similarity_to_c2w, umeyama
 from feat2gs.init.gt import gt_cameras, load_depth, resize_nearest
 from feat2gs.init.step import images_digest
 from feat2gs.io import atomic_dir, atomic_write_json, file_lock
@@ -66,25 +69,67 @@ def gt_test_poses(layout: SceneLayout, init_cfg: InitConfig, eval_cfg: EvalConfi
     return perturbed, masks
 
 
-TEST_POSE_INITS = {"gt": gt_test_poses}
+def network_test_poses(layout: SceneLayout, init_cfg: InitConfig, eval_cfg: EvalConfig,
+                       step1: Path) -> tuple[list[Camera], list[np.ndarray]]:
+    """Joint DUSt3R/MASt3R run on train+test with the training focal fixed, registered onto the step-1 points.
+
+    The similarity ``m1 ≈ s·R·n1 + t`` (Umeyama on the same pixels of the training views) maps test cameras
+    as rigid poses: centre ``s·R·c + t``, rotation ``R·R_c`` (the reference scaled the translation instead).
+    """
+    from feat2gs.init.pointmap import load_network_images, network_pointmaps
+
+    n = layout.n_views
+    images, (w0, h0) = load_network_images(layout.train_paths() + layout.test_paths(), init_cfg.image_size)
+    _, h, w, _ = images.shape
+    step1_points = load_file(str(step1 / "geometry.safetensors"))["points"].double()
+    train_cams = read_colmap_text(step1)
+    focal = float(train_cams[0].resized(w, h).K[0, 0])
+    align, _, _ = network_pointmaps(images, init_cfg.method, init_cfg, known_focal=focal)
+    joint = align.pts3d.double().cpu()
+    if step1_points.shape != joint[:n].shape:
+        raise DatasetError(f"step-1 points in {step1} do not match the joint run ({tuple(step1_points.shape)} vs "
+                           f"{tuple(joint[:n].shape)}); rerun `feat2gs init`")
+    s, R, t = umeyama(joint[:n].reshape(-1, 3).numpy(), step1_points.reshape(-1, 3).numpy())
+    c2ws = align.c2w.double().cpu()
+    Ks = torch.tensor([[[float(f), 0, w / 2], [0, float(f), h / 2], [0, 0, 1]] for f in align.focals])
+    depths = align.depthmaps.double().cpu()
+    cameras, masks = [], []
+    for k, name in enumerate(layout.test_names):
+        c2w = apply_similarity_to_c2w(c2ws[n + k].numpy(), s, R, t)
+        small = Camera(name, Ks[n + k].numpy(), np.linalg.inv(c2w), w, h)
+        cameras.append(small.resized(w0, h0))
+        mask = visibility_mask(depths[n + k], Ks[n + k], c2ws[n + k], depths[:n], Ks[:n], c2ws[:n],
+                               eval_cfg.mask_depth_atol)
+        masks.append(resize_nearest(mask.numpy(), w0, h0))
+    return cameras, masks
 
 
-def run_init_test_pose(layout: SceneLayout, init_cfg: InitConfig, eval_cfg: EvalConfig, force: bool = False) -> Path:
-    """Write test poses and masks unless a valid copy exists (shared by every feature and mode of the scene)."""
+def run_init_test_pose(layout: SceneLayout, init_cfg: InitConfig, eval_cfg: EvalConfig, step1: Path | None = None,
+                       force: bool = False) -> Path:
+    """Write test poses and masks unless a valid copy exists (shared by every feature and mode of the scene).
+
+    Network methods register the test views onto the step-1 points of ``step1`` (any feature string of the
+    same method and settings: the geometry is the same).
+    """
     if not layout.test_names:
         raise DatasetError(f"{layout.dataset}/{layout.scene} has no test views in dataset_split.json")
-    if init_cfg.method not in TEST_POSE_INITS:
-        raise ConfigError(f"test-pose initialisation for method {init_cfg.method!r} is not implemented yet "
-                          f"(available: {', '.join(TEST_POSE_INITS)})")
     out = layout.test_view_dir(init_cfg.method, init_cfg.image_size)
-    key = fingerprint({"method": init_cfg.method, "image_size": init_cfg.image_size,
-                       "perturb": [eval_cfg.perturb_rot_deg, eval_cfg.perturb_trans], "seed": eval_cfg.seed,
-                       "atol": eval_cfg.mask_depth_atol,
-                       "images": images_digest(layout.train_paths() + layout.test_paths())})
+    parts = {"method": init_cfg.method, "image_size": init_cfg.image_size,
+             "perturb": [eval_cfg.perturb_rot_deg, eval_cfg.perturb_trans], "seed": eval_cfg.seed,
+             "atol": eval_cfg.mask_depth_atol, "images": images_digest(layout.train_paths() + layout.test_paths())}
+    if init_cfg.method != "gt":
+        if step1 is None or not (step1 / "manifest.json").is_file():
+            raise DatasetError(f"test-pose initialisation with {init_cfg.method} needs step 1 of the scene; "
+                               "run `feat2gs init` (or `feat2gs eval`) first")
+        parts["geometry"] = json.loads((step1 / "manifest.json").read_text())["geometry_key"]
+    key = fingerprint(parts)
     with file_lock(out.parent / f".{out.name}.lock"):
         if not force and test_pose_valid(out, key, layout):
             return out
-        cameras, masks = TEST_POSE_INITS[init_cfg.method](layout, init_cfg, eval_cfg)
+        if init_cfg.method == "gt":
+            cameras, masks = gt_test_poses(layout, init_cfg, eval_cfg)
+        else:
+            cameras, masks = network_test_poses(layout, init_cfg, eval_cfg, step1)
         with atomic_dir(out) as tmp:
             write_colmap_text(tmp, cameras)
             (tmp / "masks").mkdir()

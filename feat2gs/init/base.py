@@ -47,9 +47,8 @@ def register_init(name: str) -> Callable[[InitFn], InitFn]:
 
 
 def get_init(name: str) -> InitFn:
-    from feat2gs.init import gt  # noqa: F401  (registers "gt")
+    from feat2gs.init import gt, pointmap  # noqa: F401  (register "gt", "dust3r", "mast3r")
 
     if name not in _METHODS:
-        hint = " (dust3r/mast3r are not implemented yet)" if name in {"dust3r", "mast3r"} else ""
-        raise ConfigError(f"unknown init method {name!r}{hint}; available: {', '.join(sorted(_METHODS))}")
+        raise ConfigError(f"unknown init method {name!r}; available: {', '.join(sorted(_METHODS))}")
     return _METHODS[name]

@@ -42,12 +42,17 @@ def images_digest(paths: list[Path]) -> str:
     return h.hexdigest()[:16]
 
 
-def step1_key(layout: SceneLayout, cfg: InitConfig, feat_string: str) -> str:
+def geometry_key(layout: SceneLayout, cfg: InitConfig) -> str:
+    """Identifies the step-1 geometry, which every feature string of a (scene, method) shares."""
     return fingerprint({
-        "method": cfg.method, "feat_string": feat_string, "image_size": cfg.image_size, "feat_dim": cfg.feat_dim,
-        "pca": cfg.pca, "seed": cfg.seed, "images": images_digest(layout.train_paths()),
+        "method": cfg.method, "image_size": cfg.image_size, "images": images_digest(layout.train_paths()),
         "checkpoint": cfg.checkpoint, "random_weights": cfg.random_weights, "align_iterations": cfg.align_iterations,
     })
+
+
+def step1_key(layout: SceneLayout, cfg: InitConfig, feat_string: str) -> str:
+    return fingerprint({"geometry": geometry_key(layout, cfg), "feat_string": feat_string, "feat_dim": cfg.feat_dim,
+                        "pca": cfg.pca, "seed": cfg.seed})
 
 
 def step1_valid(directory: Path, key: str) -> bool:
@@ -91,7 +96,7 @@ def run_init(layout: SceneLayout, cfg: InitConfig, feat_string: str, force: bool
                 save_feature_visualisation(tmp / "feat_dim0-9.png", result.images, feats)
             n, h, w = valid.shape
             atomic_write_json(tmp / "manifest.json", {
-                "key": key, "method": cfg.method, "feat_string": feat_string, "features": [asdict_spec(s) for s in specs],
+                "key": key, "geometry_key": geometry_key(layout, cfg), "method": cfg.method, "feat_string": feat_string, "features": [asdict_spec(s) for s in specs],
                 "config": asdict(cfg), "names": result.names, "working_size": [w, h], "original_size": [w0, h0],
                 "n_points": int(valid.sum()), "feature_dim": int(feats.shape[-1]),
                 "random_weights": result.random_weights, "seconds": round(time.perf_counter() - t0, 3),

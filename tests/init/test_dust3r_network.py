@@ -186,7 +186,7 @@ def test_batched_pairs_match_batch_one(nets, inputs):
                 assert got.shape[0] == len(pairs)
                 assert max_err(got, ref) <= tol(ref), f"{kind} {which}.{key}"
         # also directly: a batch of (A,B),(B,A),(A,D) against the single runs
-        v = lambda names: {"img": torch.cat([inputs[f"{n}.img"] for n in names]),  # noqa: E731
+        v = lambda names: {"img": torch.cat([inputs[f"{n}.img"] for n in names]),
                            "true_shape": torch.cat([inputs[f"{n}.true_shape"] for n in names])}
         with torch.no_grad():
             b1, b2 = nets[kind](v("ABA"), v("BAD"))

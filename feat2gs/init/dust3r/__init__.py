@@ -15,7 +15,12 @@ from feat2gs.init.dust3r.checkpoint import (
     load_dust3r,
     parse_constructor,
 )
-from feat2gs.init.dust3r.config import Dust3rConfig, config_from_kwargs, dust3r_vitl_512_dpt, mast3r_vitl_512_catmlpdpt
+from feat2gs.init.dust3r.config import (
+    Dust3rConfig,
+    config_from_kwargs,
+    dust3r_vitl_512_dpt,
+    mast3r_vitl_512_catmlpdpt,
+)
 from feat2gs.init.dust3r.model import Dust3rNet
 from feat2gs.init.dust3r.pairs import PairPredictions, make_pairs_complete, run_pairs
 

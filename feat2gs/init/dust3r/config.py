@@ -35,6 +35,7 @@ class Dust3rConfig:
     conf ('exp'|'sigmoid'), desc_conf (same as conf; ``None`` = use conf_mode, the official fallback).
     ``patch_embed_cls='ManyAR_PatchEmbed'`` with ``landscape_only=True`` is the training-time variant (portrait
     images fed transposed); inference always uses ``PatchEmbedDust3R`` with ``landscape_only=False``.
+    ``landscape_only`` only has an effect together with ``ManyAR_PatchEmbed``.
     """
 
     kind: str = "dust3r"

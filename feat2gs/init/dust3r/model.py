@@ -10,7 +10,12 @@ import torch
 from torch import nn
 
 from feat2gs.errors import ConfigError
-from feat2gs.init.dust3r.blocks import DecoderBlock, EncoderBlock, PatchEmbed, layer_norm
+from feat2gs.init.dust3r.blocks import (
+    DecoderBlock,
+    EncoderBlock,
+    PatchEmbed,
+    layer_norm,
+)
 from feat2gs.init.dust3r.config import Dust3rConfig
 from feat2gs.init.dust3r.heads import PixelwiseHead, postprocess
 
