@@ -76,7 +76,7 @@ def network_test_poses(layout: SceneLayout, init_cfg: InitConfig, eval_cfg: Eval
     The similarity ``m1 ≈ s·R·n1 + t`` (Umeyama on the same pixels of the training views) maps test cameras
     as rigid poses: centre ``s·R·c + t``, rotation ``R·R_c`` (the reference scaled the translation instead).
     """
-    from feat2gs.init.pointmap import load_network_images, network_pointmaps
+    from feat2gs.init.pointmap import load_network_images, network_K, network_pointmaps
 
     n = layout.n_views
     images, (w0, h0) = load_network_images(layout.train_paths() + layout.test_paths(), init_cfg.image_size)
@@ -91,7 +91,7 @@ def network_test_poses(layout: SceneLayout, init_cfg: InitConfig, eval_cfg: Eval
                            f"{tuple(joint[:n].shape)}); rerun `feat2gs init`")
     s, R, t = umeyama(joint[:n].reshape(-1, 3).numpy(), step1_points.reshape(-1, 3).numpy())
     c2ws = align.c2w.double().cpu()
-    Ks = torch.tensor([[[float(f), 0, w / 2], [0, float(f), h / 2], [0, 0, 1]] for f in align.focals])
+    Ks = torch.from_numpy(np.stack([network_K(float(f), w, h) for f in align.focals]))
     depths = align.depthmaps.double().cpu()
     cameras, masks = [], []
     for k, name in enumerate(layout.test_names):

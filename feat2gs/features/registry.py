@@ -27,6 +27,8 @@ class FeatureInputs:
     points: torch.Tensor
     seed: int = 0
     precomputed: dict[str, torch.Tensor] = field(default_factory=dict)
+    checkpoints: dict[str, str | None] = field(default_factory=dict)  # weights per feature name (None: default)
+    random_weights: bool = False  # build networks with random weights (never reported as pretrained)
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ def register_feature(spec: FeatureSpec) -> FeatureSpec:
 
 
 def _ensure_builtin() -> None:
-    from feat2gs.features import pixel  # noqa: F401  (registers the weight-free features)
+    from feat2gs.features import croco, pixel  # noqa: F401  (register the built-in features)
 
 
 def list_features() -> list[FeatureSpec]:

@@ -18,6 +18,9 @@ from feat2gs.init.base import InitResult, register_init
 from feat2gs.runinfo import resolve_device
 
 
+RANDOM_WEIGHTS_FOCAL = 1.2  # focal / long side used when the network has random weights
+
+
 def load_network_images(paths, image_size: int) -> tuple[torch.Tensor, tuple[int, int]]:
     """Images [N, H, W, 3] in [0, 1] at the protocol working size, and the original (width, height)."""
     if len(paths) < 2:
@@ -33,17 +36,27 @@ def network_pointmaps(images: torch.Tensor, kind: str, cfg: InitConfig, known_fo
     from feat2gs.init.dust3r import load_dust3r, make_pairs_complete, run_pairs
 
     device = resolve_device("auto")
-    model, random_weights = load_dust3r(cfg.checkpoint, kind, device, random_weights=cfg.random_weights)
+    loaded = load_dust3r(cfg.checkpoint, kind, device, random_weights=cfg.random_weights)
     n, h, w, _ = images.shape
     imgs = [(img.permute(2, 0, 1)[None] - 0.5) / 0.5 for img in images]
     edges = make_pairs_complete(n)
-    out = run_pairs(model, imgs, edges, batch_size=cfg.batch_size, device=device, autocast=cfg.autocast)
-    del model
+    autocast = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[cfg.autocast]
+    out = run_pairs(loaded.model, imgs, edges, batch_size=cfg.batch_size, device=device, autocast=autocast,
+                    keys={"pts3d", "pts3d_in_other_view", "conf"})
+    del loaded.model
     true_shapes = torch.tensor([[h, w]] * n)
-    align = global_align(edges, out["pred1_pts3d"], out["pred2_pts3d_in_other_view"], out["pred1_conf"],
-                         out["pred2_conf"], true_shapes, niter=cfg.align_iterations, focal_avg=True,
+    if loaded.random_weights and known_focal is None:
+        known_focal = RANDOM_WEIGHTS_FOCAL * max(w, h)  # random pointmaps carry no usable focal estimate
+    align = global_align(edges, out.pred1["pts3d"], out.pred2["pts3d_in_other_view"], out.pred1["conf"],
+                         out.pred2["conf"], true_shapes, niter=cfg.align_iterations, focal_avg=True,
                          known_focal=known_focal, device=device)
-    return align, out["encoder_features"], random_weights
+    return align, torch.stack(list(out.encoder_features)), loaded.random_weights
+
+
+def network_K(focal: float, width: int, height: int) -> np.ndarray:
+    """Intrinsics of an aligned view. DUSt3R indexes pixels by integers with the principal point at (W/2, H/2);
+    our pixel centres sit at +0.5, hence the half-pixel shift."""
+    return np.array([[focal, 0, width / 2 + 0.5], [0, focal, height / 2 + 0.5], [0, 0, 1]])
 
 
 def _init(kind: str):
@@ -53,7 +66,7 @@ def _init(kind: str):
         _, h, w, _ = images.shape
         cameras = []
         for name, c2w, focal in zip(layout.train_names, align.c2w, align.focals):
-            K = np.array([[float(focal), 0, w / 2], [0, float(focal), h / 2], [0, 0, 1]])
+            K = network_K(float(focal), w, h)
             cameras.append(Camera(name, K, np.linalg.inv(c2w.double().cpu().numpy()), w, h))
         return InitResult(
             names=list(layout.train_names), images=images, points=align.pts3d.float().cpu(),

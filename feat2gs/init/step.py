@@ -75,7 +75,8 @@ def run_init(layout: SceneLayout, cfg: InitConfig, feat_string: str, force: bool
             return out
         t0 = time.perf_counter()
         result = get_init(cfg.method)(layout, cfg)
-        inputs = FeatureInputs(result.images, result.points, seed=cfg.seed, precomputed=result.precomputed)
+        inputs = FeatureInputs(result.images, result.points, seed=cfg.seed, precomputed=result.precomputed,
+                               checkpoints={cfg.method: cfg.checkpoint}, random_weights=cfg.random_weights)
         feats = compose_features(feat_string, inputs, cfg.feat_dim, cfg.pca)
         if not torch.isfinite(feats).all():
             raise DatasetError(f"features {feat_string!r} of {layout.scene_dir} contain NaN/inf values")
@@ -99,7 +100,8 @@ def run_init(layout: SceneLayout, cfg: InitConfig, feat_string: str, force: bool
                 "key": key, "geometry_key": geometry_key(layout, cfg), "method": cfg.method, "feat_string": feat_string, "features": [asdict_spec(s) for s in specs],
                 "config": asdict(cfg), "names": result.names, "working_size": [w, h], "original_size": [w0, h0],
                 "n_points": int(valid.sum()), "feature_dim": int(feats.shape[-1]),
-                "random_weights": result.random_weights, "seconds": round(time.perf_counter() - t0, 3),
+                "random_weights": result.random_weights or (cfg.random_weights and any(s.needs_weights for s in specs)),
+                "seconds": round(time.perf_counter() - t0, 3),
                 "versions": versions(),
             })
         return out

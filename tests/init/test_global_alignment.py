@@ -256,6 +256,13 @@ def test_degenerate_pointmaps_raise_instead_of_returning_nan(fx):
         global_align(*args, niter=5, progress=False)
 
 
+def test_degenerate_confidences_are_rejected(fx):
+    args = list(_inputs(fx))
+    args[3], args[4] = torch.ones_like(args[3]), torch.ones_like(args[4])
+    with pytest.raises(Feat2GSError, match="degenerate confidences"):
+        global_align(*args, niter=5, progress=False)
+
+
 def test_divergence_names_the_iteration(fx):
     with pytest.raises(Feat2GSError, match=r"iteration \d+"):
         global_align(*_inputs(fx), niter=20, lr=1e6, progress=False, init_params=_raw(fx, "init"))

@@ -75,6 +75,9 @@ def _validate(edges, pred1_pts3d, pred2_pts3d, pred1_conf, pred2_conf, true_shap
             if (t[e] <= 0).any():
                 raise Feat2GSError(f"global alignment: {name} of pair {(int(i), int(j))} has confidences <= 0 "
                                    "(the loss weights are log(conf))")
+    if not ((pred1_conf > 1).any() or (pred2_conf > 1).any()):
+        raise Feat2GSError("global alignment: every confidence is <= 1, so every loss weight log(conf) is <= 0 "
+                           "(degenerate confidences)")
     return n, H, W
 
 
@@ -127,6 +130,7 @@ def global_align(
             edges, aligner.pred_i.reshape(-1, H, W, 3), aligner.pred_j.reshape(-1, H, W, 3), aligner.conf_i,
             aligner.conf_j, aligner.im_conf, min_conf_thr=min_conf_thr, niter_pnp=niter_pnp,
             reproduce_official_focal_quirk=reproduce_official_focal_quirk, pnp_backend=pnp_backend,
+            pnp_focals=None if known_focal is None else [float(known_focal)] * n,
         )
         if known_focal is not None:
             aligner.set_focals([float(known_focal)] * n, freeze=True)

@@ -15,7 +15,7 @@
    images without a pose get one by PnP on their points (pixels with ``im_conf > min_conf_thr``), identity if
    that fails.
 
-``init_from_pts3d`` then sets every pairwise pose by registering ``pred_i`` onto ``pts3d[i]``, rescales the world by
+``DenseAligner.init_from_pts3d`` (optimizer.py) then sets every pairwise pose by registering ``pred_i`` onto ``pts3d[i]``, rescales the world by
 the base-scale normalisation factor, and writes the image poses and log-depth maps (``z`` of the points in each
 camera).
 """
@@ -124,6 +124,11 @@ def minimum_spanning_tree_init(
     for i, j in sorted(scores, key=lambda ij: -scores[ij]):
         if focals[i] is None:
             focals[i] = estimate_focal(pred_i[index[(i, j)]])
+    if pnp_focals is not None:  # a known focal replaces the estimates (which degenerate pointmaps can break)
+        focals = [float(f) for f in pnp_focals]
+    for k, f in enumerate(focals):
+        if f is not None and not (math.isfinite(f) and f > 0):
+            raise Feat2GSError(f"global alignment: MST focal estimate of image {k} is {f} (degenerate pointmaps?)")
     for k in range(n):
         if poses[k] is None:
             msk = (im_conf[k] > min_conf_thr).cpu().numpy()

@@ -63,7 +63,10 @@ def weighted_procrustes(
         d[2] = -1.0
     R = U @ torch.diag(d) @ Vt
     var_x = (w * (xc**2).sum(-1)).sum()
-    s = float((S * d).sum() / var_x)
+    if not var_x > 1e-20 * float((w * (x**2).sum(-1)).sum() + 1e-30):  # (numerically) constant source
+        s = float("nan")
+    else:
+        s = float((S * d).sum() / var_x)
     T = my - s * (R @ mx)
     return s, R.to(src.dtype), T.to(src.dtype)
 

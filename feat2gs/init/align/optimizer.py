@@ -62,6 +62,24 @@ class AlignParams:
                    torch.as_tensor(im_pp).clone())
 
 
+class _WeightedDistMean(torch.autograd.Function):
+    """``mean_p w[e, p] · |diff[e, p]|`` per edge -> [E]; a fused backward (``w · diff / |diff|``, 0 where the
+    distance is 0, like ``torch.linalg.vector_norm``) that avoids the norm's masked backward."""
+
+    @staticmethod
+    def forward(ctx, diff: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        dist = diff.square().sum(-1).sqrt()
+        ctx.save_for_backward(diff, dist, weight)
+        return (weight * dist).mean(1)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        diff, dist, weight = ctx.saved_tensors
+        coef = (grad[:, None] / diff.shape[1]) * weight / dist
+        coef = torch.where(dist > 0, coef, torch.zeros_like(coef))
+        return diff * coef[..., None], None
+
+
 def linear_lr(t: float, lr_start: float, lr_end: float) -> float:
     return (1 - t) * lr_start + t * lr_end
 
@@ -117,7 +135,7 @@ class DenseAligner(torch.nn.Module):
         im[:, :4] = quat_id
         self.pw_poses = torch.nn.Parameter(pw)
         self.im_poses = torch.nn.Parameter(im)
-        self.im_depthmaps = torch.nn.Parameter(torch.randn(self.n_imgs, HW, **kw) / 10 - 3)
+        self.im_depthmaps = torch.nn.Parameter(torch.full((self.n_imgs, HW), -3.0, **kw))  # overwritten by the init
         self.im_focals = torch.nn.Parameter(
             torch.full((self.n_imgs, 1), FOCAL_BREAK * math.log(max(self.H, self.W)), **kw),
             requires_grad=optimize_focal,
@@ -193,10 +211,10 @@ class DenseAligner(torch.nn.Module):
         P = self.pw_c2w()
         Rt = P[:, :3, :3].transpose(1, 2)
         t = P[:, None, :3, 3]
-        aligned_i = self.pred_i @ Rt + t
-        aligned_j = self.pred_j @ Rt + t
-        li = (self.weight_i * (X[self.ei] - aligned_i).norm(dim=-1)).mean(dim=1)
-        lj = (self.weight_j * (X[self.ej] - aligned_j).norm(dim=-1)).mean(dim=1)
+        aligned_i = torch.baddbmm(t, self.pred_i, Rt)
+        aligned_j = torch.baddbmm(t, self.pred_j, Rt)
+        li = _WeightedDistMean.apply(X[self.ei] - aligned_i, self.weight_i)
+        lj = _WeightedDistMean.apply(X[self.ej] - aligned_j, self.weight_j)
         return (li + lj).sum() / len(self.edges)
 
     # ------------------------------------------------------------------ init from registered point clouds
@@ -246,7 +264,7 @@ class DenseAligner(torch.nn.Module):
                   if p.requires_grad]
         opt = torch.optim.Adam(params, lr=lr, betas=(0.9, 0.9))
         trace: list[float] = []
-        bar = tqdm(range(niter), desc="global alignment", disable=not progress, leave=False)
+        bar = tqdm(range(niter), desc="global alignment", disable=not progress, leave=False, mininterval=0.5)
         for it in bar:
             cur_lr = linear_lr(it / niter, lr, lr_min)
             for g in opt.param_groups:

@@ -128,13 +128,18 @@ def pnp_fallback(X, pixels, K, reproj_err=5.0, max_rounds=10):
     """-> (n_inliers, R, t) w2c, or None."""
     X = np.asarray(X, dtype=np.float64)
     pixels = np.asarray(pixels, dtype=np.float64)
+    if not (np.isfinite(X).all() and np.isfinite(K).all()) or abs(np.linalg.det(K)) < 1e-12:
+        return None
     rays = np.concatenate([pixels, np.ones((len(pixels), 1))], axis=1) @ np.linalg.inv(K).T
     inl = np.ones(len(X), dtype=bool)
     R = t = None
     for _ in range(max_rounds):
         if inl.sum() < 4:
             return None
-        R, t = _object_space_fit(X[inl], rays[inl])
+        try:
+            R, t = _object_space_fit(X[inl], rays[inl])
+        except np.linalg.LinAlgError:
+            return None
         new = _reproj_error(X, pixels, K, R, t) < reproj_err
         if np.array_equal(new, inl):
             break
@@ -145,15 +150,18 @@ def pnp_fallback(X, pixels, K, reproj_err=5.0, max_rounds=10):
 
 def pnp_cv2(X, pixels, K, niter=10, reproj_err=5.0):
     """-> (n_inliers, R, t) w2c, or None (cv2 SQPnP inside RANSAC, as the official code)."""
-    ok, rvec, tvec, inliers = cv2.solvePnPRansac(
-        np.ascontiguousarray(X, dtype=np.float32),
-        np.ascontiguousarray(pixels, dtype=np.float32),
-        np.asarray(K, dtype=np.float32),
-        None,
-        iterationsCount=niter,
-        reprojectionError=reproj_err,
-        flags=cv2.SOLVEPNP_SQPNP,
-    )
+    try:
+        ok, rvec, tvec, inliers = cv2.solvePnPRansac(
+            np.ascontiguousarray(X, dtype=np.float32),
+            np.ascontiguousarray(pixels, dtype=np.float32),
+            np.asarray(K, dtype=np.float32),
+            None,
+            iterationsCount=niter,
+            reprojectionError=reproj_err,
+            flags=cv2.SOLVEPNP_SQPNP,
+        )
+    except cv2.error:
+        return None
     if not ok or inliers is None:
         return None
     R = cv2.Rodrigues(rvec)[0]

@@ -1,0 +1,73 @@
+"""dust3r/mast3r wiring: test-pose registration onto step-1 points, and the whole job on random weights."""
+
+import json
+import shutil
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from feat2gs.config import make_config
+from feat2gs.data.colmap import read_colmap_text
+from feat2gs.data.layout import SceneLayout
+from feat2gs.evaluate import test_pose
+from feat2gs.geometry import apply_similarity_to_c2w, quat_to_rotmat
+from feat2gs.init import pointmap
+from feat2gs.init.gt import gt_cameras, load_depth, resize_nearest, unproject
+from feat2gs.init.step import run_init
+
+
+def test_test_poses_are_registered_with_a_true_similarity(scene_root, tmp_path, monkeypatch):
+    """A joint run in a frame scaled by 2.5, rotated and shifted must map back onto the ground-truth test poses."""
+    root = tmp_path / "data"
+    shutil.copytree(scene_root, root)
+    layout = SceneLayout.open(root, "Synthetic", "blocks")
+    cfg = make_config("quick", ["init.image_size=48"])
+    step1 = run_init(layout, cfg.init, "iuvrgb")  # gt geometry = the frame the test poses must land in
+    s, R = 2.5, quat_to_rotmat(torch.tensor([0.9, 0.2, -0.3, 0.1], dtype=torch.float64)).numpy()
+    t = np.array([0.5, -1.0, 2.0])
+    names = list(layout.train_names) + list(layout.test_names)
+    cams = [c.resized(48, 32) for c in gt_cameras(layout, names)]
+    depths = np.stack([resize_nearest(load_depth(layout, c.name, 64, 48), 48, 32) for c in cams])
+    world = np.stack([unproject(d, c) for d, c in zip(depths, cams)])
+    fake = SimpleNamespace(
+        pts3d=torch.from_numpy(s * world @ R.T + t),
+        c2w=torch.from_numpy(np.stack([apply_similarity_to_c2w(c.c2w, s, R, t) for c in cams])),
+        focals=torch.tensor([c.K[0, 0] for c in cams]), depthmaps=torch.from_numpy(s * depths))
+    monkeypatch.setattr(pointmap, "network_pointmaps", lambda images, kind, cfg, known_focal=None: (fake, None, True))
+    # the ground truth puts the principal point at W/2 in our pixel convention, DUSt3R at W/2 - 0.5
+    monkeypatch.setattr(pointmap, "network_K", lambda f, w, h: np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]]))
+    cfg.init.method = "dust3r"
+    cfg.eval.mask_depth_atol = 0.01 * s  # the same tolerance in ground-truth units
+    cameras, masks = test_pose.network_test_poses(layout, cfg.init, cfg.eval, step1)
+    truth = {c.name: c for c in read_colmap_text(layout.gt_dir)}
+    for cam in cameras:
+        assert np.allclose(cam.w2c, truth[cam.name].w2c, atol=1e-6), cam.name
+        assert (cam.width, cam.height) == (64, 48)
+    assert all(m.shape == (48, 64) and m.mean() > 0.5 for m in masks)
+
+
+@pytest.mark.slow
+def test_dust3r_job_runs_end_to_end_on_random_weights(scene_root, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(scene_root, root)
+    cmd = [sys.executable, "-m", "feat2gs.cli", "eval", "-d", str(root), "--dataset", "Synthetic", "--scene", "blocks",
+           "-f", "dust3r-iuvrgb", "-M", "G", "-o", str(tmp_path / "out"), "--preset", "quick", "--method", "dust3r",
+           "--random-weights", "-q", "--no-video"]
+    for item in ["init.image_size=48", "init.feat_dim=32", "train.resolution=48", "train.iterations=30",
+                 "train.warm_iterations=20", "eval.test_pose_iterations=2", "eval.lpips=false",
+                 "init.align_iterations=30"]:
+        cmd += ["--set", item]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "RANDOM" in done.stderr
+    job = tmp_path / "out" / "eval" / "Synthetic" / "blocks" / "3_views" / "feat2gs-G@quick" / "dust3r" / "dust3r-iuvrgb"
+    results = json.loads((job / "results.json").read_text())["ours_30"]
+    assert results["random_weights"] is True and results["PSNR"] > 0
+    step1 = root / "Synthetic" / "blocks" / "3_views" / "sparse" / "0" / "dust3r@48px" / "dust3r-iuvrgb"
+    manifest = json.loads((step1 / "manifest.json").read_text())
+    assert manifest["random_weights"] is True and manifest["feature_dim"] == 32
+    assert len(read_colmap_text(step1)) == 3
