@@ -11,7 +11,7 @@ from feat2gs.config import ExperimentConfig, make_config
 from feat2gs.data.synthetic import make_scene
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="session", autouse=True)
 def _one_thread():
     """Tiny workloads run faster on one thread, and 2-thread OpenMP spins badly on a shared 2-core machine."""
     before = torch.get_num_threads()

@@ -2,46 +2,45 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from feat2gs.errors import DatasetError
 
+T = TypeVar("T")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")
+
+
+def _read(path: str | Path, reader: Callable[[Image.Image], T]) -> T:
+    """Open an image file and apply ``reader``; a missing, empty or unreadable file is a DatasetError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"missing image {path}")
+    if path.stat().st_size == 0:
+        raise DatasetError(f"image {path} is empty (0 bytes)")
+    try:
+        with Image.open(path) as img:
+            return reader(img)
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise DatasetError(f"cannot read image {path}: {exc}") from exc
 
 
 def load_image(path: str | Path) -> np.ndarray:
     """Read an image as uint8 RGB [H, W, 3], applying its EXIF orientation."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"missing image {path}")
-    if path.stat().st_size == 0:
-        raise DatasetError(f"image {path} is empty (0 bytes)")
-    try:
-        with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)
-            return np.asarray(img.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise DatasetError(f"cannot read image {path}: {exc}") from exc
+    return _read(path, lambda img: np.asarray(ImageOps.exif_transpose(img).convert("RGB")))
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
     """(width, height) after EXIF orientation, read from the header only."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"missing image {path}")
-    if path.stat().st_size == 0:
-        raise DatasetError(f"image {path} is empty (0 bytes)")
-    try:
-        with Image.open(path) as img:
-            w, h = img.size
-            orientation = img.getexif().get(0x0112, 1)
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise DatasetError(f"cannot read image {path}: {exc}") from exc
-    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+    def size(img: Image.Image) -> tuple[int, int]:
+        w, h = img.size
+        return (h, w) if img.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (w, h)
+
+    return _read(path, size)
 
 
 def check_same_size(paths: Sequence[str | Path]) -> tuple[int, int]:

@@ -22,9 +22,9 @@ from feat2gs.init.dust3r import (
     parse_constructor,
 )
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "dust3r"
-pytestmark = pytest.mark.skipif(
-    not FIXTURES.is_dir(), reason=f"DUSt3R conformance fixtures not found at {FIXTURES} (../shared beside the repo)")
+from tests.init._fixtures import FIXTURES, requires_fixtures
+
+pytestmark = requires_fixtures
 
 KINDS = ("dust3r", "mast3r")
 ALIAS = "downstream_head{h}.dpt.scratch.layer_rn.{i}.weight"

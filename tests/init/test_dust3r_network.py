@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 import torch
@@ -20,9 +19,9 @@ from feat2gs.init.dust3r import (
     run_pairs,
 )
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "dust3r"
-pytestmark = pytest.mark.skipif(
-    not FIXTURES.is_dir(), reason=f"DUSt3R conformance fixtures not found at {FIXTURES} (../shared beside the repo)")
+from tests.init._fixtures import FIXTURES, requires_fixtures
+
+pytestmark = requires_fixtures
 
 KINDS = ("dust3r", "mast3r")
 PAIRS = ("AB", "BA", "AC", "CA")

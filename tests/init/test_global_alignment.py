@@ -5,7 +5,6 @@ Tolerances follow shared/fixtures/dust3r/README.md, part C ("Recommended checks"
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,11 +22,11 @@ from feat2gs.init.align import (
     solve_pnp_c2w,
 )
 
-FIXTURE_DIR = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "dust3r"
+from tests.init._fixtures import FIXTURES as FIXTURE_DIR
+from tests.init._fixtures import requires_fixtures
+
 GA_FILE = FIXTURE_DIR / "ga_fixture.safetensors"
-pytestmark = pytest.mark.skipif(
-    not GA_FILE.is_file(), reason=f"DUSt3R global-alignment fixture not found at {GA_FILE}"
-)
+pytestmark = requires_fixtures
 RAW_KEYS = ("pw_poses", "im_poses", "im_depthmaps", "im_focals", "im_pp")
 
 
@@ -80,15 +79,6 @@ def _gt_points(fx):
     v, u = np.mgrid[:H, :W]
     cam = np.stack([(u - cx) / f, (v - cy) / f, np.ones_like(u, dtype=np.float64)], -1)[None] * depth[..., None]
     return np.einsum("nij,nhwj->nhwi", c2w[:, :3, :3], cam) + c2w[:, None, None, :3, 3]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread_module():
-    """The module-scoped runs below are set up before conftest's per-test one-thread fixture takes effect."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -71,3 +71,17 @@ def test_dust3r_job_runs_end_to_end_on_random_weights(scene_root, tmp_path):
     manifest = json.loads((step1 / "manifest.json").read_text())
     assert manifest["random_weights"] is True and manifest["feature_dim"] == 32
     assert len(read_colmap_text(step1)) == 3
+
+
+def test_network_init_needs_two_images_of_one_size(scene_root, tmp_path):
+    from PIL import Image
+
+    from feat2gs.errors import DatasetError
+
+    layout = SceneLayout.open(scene_root, "Synthetic", "blocks")
+    with pytest.raises(DatasetError, match="at least 2 images"):
+        pointmap.load_network_images(layout.train_paths()[:1], 64)
+    odd = tmp_path / "odd.png"
+    Image.new("RGB", (40, 30)).save(odd)
+    with pytest.raises(DatasetError, match="same size"):
+        pointmap.load_network_images([layout.train_paths()[0], odd], 64)
