@@ -65,6 +65,12 @@ def atomic_save(path: str | os.PathLike, writer: Callable[[Path], None]) -> None
         writer(tmp)
 
 
+def atomic_save_npy(path: str | os.PathLike, array: Any) -> None:
+    import numpy as np
+
+    atomic_save(path, lambda tmp: np.save(tmp, array))
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Build a directory under a temporary name and swap it into place when the block succeeds."""

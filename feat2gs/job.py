@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from safetensors.torch import save_file
 from tqdm import tqdm
 
 from feat2gs.config import ExperimentConfig, fingerprint
@@ -30,18 +31,12 @@ from feat2gs.evaluate.test_pose import load_mask, run_init_test_pose
 from feat2gs.features import parse_feature_string
 from feat2gs.gaussians import ProbeMode, get_mode, load_gaussians, write_gaussian_ply
 from feat2gs.init.step import load_step1, run_init
-from feat2gs.io import atomic_dir, atomic_save, atomic_write_json, atomic_write_text, ensure_writable_dir, file_lock
+from feat2gs.io import (atomic_dir, atomic_save, atomic_save_npy, atomic_write_json, atomic_write_text, ensure_writable_dir,
+                        file_lock)
 from feat2gs.render import RenderSettings, rasterize
 from feat2gs.runinfo import device_info, peak_memory_mb, resolve_device, versions
 from feat2gs.train import train_readout
 from feat2gs.train.views import load_views
-
-STEPS = ("init", "train", "init_test_pose", "render", "metrics", "video")
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    atomic_save(path, lambda tmp: np.save(tmp, array))
-
 
 def _save_png(path: Path, image: torch.Tensor) -> None:
     arr = (image.detach().clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
@@ -137,8 +132,11 @@ class Job:
             result = train_readout(data["points"], data["colors"], data["features"], views, self.mode,
                                    self.feat_string, self.cfg.train, self.device, self.cfg.backend, self.progress)
             write_gaussian_ply(self.ply_path, result.raw)
-            _save_npy(self.dir / "pose" / "pose_org.npy", result.poses_init)
-            _save_npy(self.dir / "pose" / f"pose_{self.iteration}.npy", result.poses_final)
+            if result.features is not None:  # ft modes: keep the fine-tuned per-Gaussian features
+                feats = {"features": result.features.to(torch.float16).contiguous()}
+                atomic_save(self.ply_path.with_name("features.safetensors"), lambda tmp: save_file(feats, str(tmp)))
+            atomic_save_npy(self.dir / "pose" / "pose_org.npy", result.poses_init)
+            atomic_save_npy(self.dir / "pose" / f"pose_{self.iteration}.npy", result.poses_final)
             atomic_write_json(self.dir / "train_log.json", result.history)
             atomic_write_text(self.dir / "config.yaml", self.cfg.to_yaml())
             atomic_write_json(self.dir / "cameras.json", [

@@ -13,7 +13,7 @@ from feat2gs.config import VideoConfig
 from feat2gs.data.colmap import read_colmap_text
 from feat2gs.data.images import render_size
 from feat2gs.gaussians import load_gaussians
-from feat2gs.io import atomic_save
+from feat2gs.io import atomic_save_npy
 from feat2gs.render import RenderSettings, depth_to_normals, rasterize
 from feat2gs.video.plot import plot_trajectory
 from feat2gs.video.trajectories import make_trajectory
@@ -34,8 +34,7 @@ def render_trajectory_video(job: "Job", cfg: VideoConfig, target: Path) -> dict:
     w, h = render_size(cam0.width, cam0.height, long_side)
     cam0 = cam0.resized(w, h)
     traj = make_trajectory(cfg.trajectory, train_w2c, cam0.K, cfg.n_frames)
-    _save = lambda p, a: atomic_save(p, lambda tmp: np.save(tmp, a))  # noqa: E731
-    _save(job.dir / "pose" / f"pose_{cfg.trajectory}.npy", traj)
+    atomic_save_npy(job.dir / "pose" / f"pose_{cfg.trajectory}.npy", traj)
     plot_trajectory(job.dir / "pose" / f"poses_{cfg.trajectory}.png", train_w2c, traj)
 
     bg = (1.0, 1.0, 1.0) if cfg.white_background else (0.0, 0.0, 0.0)

@@ -50,6 +50,15 @@ def test_eval_writes_everything_and_skips_when_done(scene_root, tmp_path):
     assert (d / "pose" / "pose_arc.npy").is_file() and (d / "pose" / "poses_arc.png").is_file()
 
 
+def test_ft_mode_saves_its_fine_tuned_features(scene_root, tmp_path):
+    from safetensors.torch import load_file
+
+    job = Job.create(scene_root, "Synthetic", "blocks", "noise", "Tft", tiny_config(), tmp_path, progress=False)
+    job.train()
+    feats = load_file(str(job.ply_path.with_name("features.safetensors")))["features"]
+    assert feats.shape == (48 * 32 * 3, 32)
+
+
 def test_same_command_twice_gives_same_metrics(scene_root, tmp_path):
     outs = []
     for k in range(2):
