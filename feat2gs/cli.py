@@ -13,6 +13,7 @@ from rich.table import Table
 
 from feat2gs.config import PRESETS, make_config
 from feat2gs.errors import Feat2GSError
+from feat2gs.sweep.cli_commands import build_dataset_command, report_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Probe the 3D awareness of visual foundation models with Gaussian splatting.")
@@ -206,6 +207,10 @@ def presets(name: Annotated[Optional[str], typer.Argument(help="preset to print 
     for preset in [name] if name else list(PRESETS):
         print(f"# preset: {preset}")
         print(make_config(preset).to_yaml())
+
+
+app.command("report")(report_command)
+app.command("build-dataset")(build_dataset_command)
 
 
 def _print_results(path: Path) -> None:

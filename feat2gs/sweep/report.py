@@ -1,0 +1,394 @@
+"""``report``: turn a results tree into CSV, Markdown/LaTeX tables, plots and a comparison with the paper.
+
+Aggregation as ``paper/``: a per-dataset cell is the mean over that dataset's scenes; the "All" cell is the mean
+over all scenes pooled (each scene weighs the same, not each dataset). Tables are made per init method and
+preset (``dust3r@protocol``, ``gt@quick``, ...), since those are different experiments. A group missing scenes
+is never averaged silently: its cells carry ``*`` and the scene count, and ``missing.md`` lists the absent,
+unfinished and unreadable jobs.
+
+Outputs under ``out_dir``::
+
+    jobs.csv                    one row per job (and per ``ours_<it>`` entry), with status
+    report.md                   index: counts, tables of each method/preset, links
+    tables_<method>@<preset>.md per dataset + all scenes
+    latex/<method>@<preset>/<Dataset>.tex, All.tex
+    plots/<method>@<preset>/bar_PSNR_<mode>.png, radar_<feature>.png   (all-scene means)
+    missing.md                  absent / unfinished / unreadable jobs
+    comparison.md, comparison.csv   ours vs the published Table 1 (per dataset) / Table 2 (all scenes)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from feat2gs.errors import Feat2GSError
+from feat2gs.io import atomic_save, atomic_write_text, ensure_writable_dir
+from feat2gs.sweep.collect import (
+    METRIC_KEYS,
+    STATUS_OK,
+    JobRecord,
+    collect_jobs,
+    display_name,
+    feature_sort_key,
+    final_records,
+    mode_sort_key,
+)
+from feat2gs.sweep.tables import HIGHER_IS_BETTER, METRICS, Cell, Table, base_metric, format_value
+
+ALL_SCENES = "All"
+DEFAULT_PUBLISHED = Path(__file__).resolve().parents[2] / "eval" / "feat2gs_published.csv"
+# our dataset folder names -> the published table's dataset names (case-insensitive)
+DATASET_ALIASES = {"llff": "LLFF", "dl3dv": "DL3DV", "casual": "Casual", "mipnerf360": "MipNeRF360",
+                   "mipnerf_360": "MipNeRF360", "mip360": "MipNeRF360", "mvimgnet": "MVImgNet", "tanks": "Tanks",
+                   "tt": "Tanks", "tanksandtemples": "Tanks", "tanks_and_temples": "Tanks"}
+
+JOB_COLUMNS = ["dataset", "scene", "n_views", "mode", "method", "feature", "display_name", "preset", "iteration",
+               *METRIC_KEYS, "num_views", "train_seconds", "total_seconds", "peak_memory_mb", "n_gaussians", "seed",
+               "random_weights", "status", "steps_done", "error", "job_dir"]
+
+
+@dataclass
+class ReportResult:
+    out_dir: Path
+    n_complete: int
+    n_unfinished: int
+    n_unreadable: int
+    n_absent: int
+    files: list[Path] = field(default_factory=list)
+    tables: dict[str, dict[str, Table]] = field(default_factory=dict)  # combo tag -> scope -> table
+
+
+def combo_tag(method: str, preset: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.@+-]", "_", f"{method}@{preset}")
+
+
+def _csv_text(header: list[str], rows: list[list]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([["" if v is None else v for v in row] for row in rows])
+    return buf.getvalue()
+
+
+def _expected_scenes(records: list[JobRecord], data_root: str | Path | None) -> dict[str, set[tuple[str, int | None]]]:
+    """dataset -> {(scene, n_views)} a complete group must hold: every scene seen in the tree (any status,
+    any method) plus, with ``data_root``, every scene of its ``dataset_split.json``."""
+    expected: dict[str, set] = defaultdict(set)
+    for r in records:
+        if r.dataset != "?":
+            expected[r.dataset].add((r.scene, r.n_views))
+    if data_root is not None:
+        path = Path(data_root) / "dataset_split.json"
+        try:
+            split = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise Feat2GSError(f"cannot read {path}: {exc}") from exc
+        for dataset, scenes in split.items():
+            if dataset in expected:  # only datasets that were run at all
+                for scene, entry in scenes.items():
+                    expected[dataset].add((scene, len(entry.get("train", []))))
+    return expected
+
+
+def build_tables(records: list[JobRecord], expected: dict[str, set],
+                 masked: bool = False) -> dict[str, dict[str, Table]]:
+    """combo tag -> {dataset: Table, "All": Table} of scene means over the complete jobs."""
+    metrics = tuple(f"{k}_masked" for k in METRICS) if masked else METRICS
+    finals = final_records(records)
+    combos = sorted({r.combo for r in records if r.dataset != "?"})
+    out: dict[str, dict[str, Table]] = {}
+    for method, preset in combos:
+        mine = [r for r in records if r.combo == (method, preset)]
+        features = sorted({r.feature for r in mine}, key=feature_sort_key)
+        modes = sorted({r.mode for r in mine}, key=mode_sort_key)
+        datasets = sorted({r.dataset for r in mine})
+        done = [r for r in finals if r.combo == (method, preset)]
+        tables: dict[str, Table] = {}
+        for scope in datasets + [ALL_SCENES]:
+            scope_sets = datasets if scope == ALL_SCENES else [scope]
+            scenes = {(d, s, n) for d in scope_sets for (s, n) in expected.get(d, set())}
+            cells: dict[tuple[str, str, str], Cell] = {}
+            for f in features:
+                for m in modes:
+                    group = [r for r in done if r.feature == f and r.mode == m
+                             and (r.dataset, r.scene, r.n_views) in scenes]
+                    if not group:
+                        continue
+                    for k in metrics:
+                        vals = [r.metrics.get(k) for r in group]
+                        vals = [v for v in vals if v is not None and math.isfinite(v)]
+                        cells[(f, m, k)] = Cell(float(np.mean(vals)) if vals else None, len(vals), len(scenes),
+                                                any(r.random_weights for r in group))
+            plural = "s" if len(scope_sets) > 1 else ""
+            title = (f"{scope} ({len(scenes)} scenes)" if scope != ALL_SCENES
+                     else f"All scenes ({len(scenes)} scenes, {len(scope_sets)} dataset{plural})")
+            tables[scope] = Table(f"{title}: {method}, preset {preset}", features, modes, metrics, cells)
+        out[combo_tag(method, preset)] = tables
+    return out
+
+
+def absent_jobs(records: list[JobRecord], expected: dict[str, set]) -> list[tuple]:
+    """(method, preset, dataset, scene, n_views, mode, feature) of the grid of each method/preset with no job folder."""
+    present = {(r.method, r.preset, r.dataset, r.scene, r.n_views, r.mode, r.feature) for r in records}
+    out = []
+    for method, preset in sorted({r.combo for r in records if r.dataset != "?"}):
+        mine = [r for r in records if r.combo == (method, preset)]
+        features = sorted({r.feature for r in mine}, key=feature_sort_key)
+        modes = sorted({r.mode for r in mine}, key=mode_sort_key)
+        for dataset in sorted({r.dataset for r in mine}):
+            for scene, n in sorted(expected.get(dataset, set()), key=lambda x: (x[0], x[1] or 0)):
+                for m in modes:
+                    for f in features:
+                        key = (method, preset, dataset, scene, n, m, f)
+                        if key not in present:
+                            out.append(key)
+    return out
+
+
+def _missing_md(records: list[JobRecord], absent: list[tuple]) -> str:
+    bad = [r for r in records if r.status != STATUS_OK]
+    lines = ["# Missing, unfinished and unreadable jobs", "",
+             f"{len(absent)} absent, {sum(r.status == 'unfinished' for r in bad)} unfinished, "
+             f"{sum(r.status == 'unreadable' for r in bad)} unreadable.", ""]
+    if bad:
+        lines += ["## Unfinished / unreadable job folders", "", "| status | job folder | steps done | note |",
+                  "|---|---|---|---|"]
+        lines += [f"| {r.status} | `{r.job_dir}` | {', '.join(r.steps_done) or '–'} | {r.error.replace('|', '/')} |"
+                  for r in bad]
+        lines.append("")
+    if absent:
+        lines += ["## Absent jobs (no folder; the grid is every scene × mode × feature run for that method/preset)",
+                  "", "| method@preset | dataset | scene | N | mode | feature |", "|---|---|---|---:|---|---|"]
+        lines += [f"| {m}@{p} | {d} | {s} | {'' if n is None else n} | {mo} | {f} |"
+                  for m, p, d, s, n, mo, f in absent]
+        lines.append("")
+    if not bad and not absent:
+        lines.append("Every job of the grid is complete.")
+    return "\n".join(lines) + "\n"
+
+
+# plots ---------------------------------------------------------------------------------------------------
+def _save_figure(fig, path: Path) -> None:
+    atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
+
+
+def _plots(table: Table, directory: Path) -> list[Path]:
+    from matplotlib.figure import Figure  # no pyplot: no global state, Agg canvas
+
+    written = []
+    psnr = table.metrics[0]
+    for mode in table.modes:
+        feats = [f for f in table.features if table.cell(f, mode, psnr)]
+        if not feats:
+            continue
+        fig = Figure(figsize=(max(4.0, 0.6 * len(feats) + 1.5), 3.5))
+        ax = fig.add_subplot()
+        cells = [table.cell(f, mode, psnr) for f in feats]
+        bars = ax.bar(range(len(feats)), [c.mean for c in cells], color="#90c060", edgecolor="black", linewidth=0.5)
+        for bar, c in zip(bars, cells):
+            if c.incomplete:
+                bar.set_hatch("//")
+                bar.set_facecolor("#fff0d0")
+        lo = min(c.mean for c in cells)
+        hi = max(c.mean for c in cells)
+        pad = max(0.5, 0.1 * (hi - lo))
+        ax.set_ylim(lo - pad, hi + pad)
+        ax.set_xticks(range(len(feats)), [display_name(f) for f in feats], rotation=45, ha="right")
+        ax.set_ylabel(f"{psnr} (dB) ↑")
+        ax.set_title(f"{table.title} — mode {mode}" + (" (hatched: incomplete)" if any(c.incomplete for c in cells)
+                                                       else ""), fontsize=8)
+        path = directory / f"bar_{psnr}_{mode}.png"
+        _save_figure(fig, path)
+        written.append(path)
+    # radar per feature: axes = the three metrics, one polygon per mode; each (mode, metric) min-max
+    # normalised across features to [0.1, 1] with LPIPS reversed (paper/radar_chart.py)
+    norm: dict[tuple[str, str, str], float] = {}
+    for mode in table.modes:
+        for k in table.metrics:
+            vals = {f: c.mean for f in table.features if (c := table.cell(f, mode, k))}
+            if not vals:
+                continue
+            lo, hi = min(vals.values()), max(vals.values())
+            for f, v in vals.items():
+                x = 1.0 if hi == lo else (v - lo) / (hi - lo)
+                x = x if HIGHER_IS_BETTER[base_metric(k)] else (1.0 if hi == lo else 1.0 - x)
+                norm[(f, mode, k)] = 0.1 + 0.9 * x
+    angles = np.linspace(0, 2 * np.pi, len(table.metrics), endpoint=False) + np.pi / 2
+    for f in table.features:
+        modes = [m for m in table.modes if all((f, m, k) in norm for k in table.metrics)]
+        if not modes:
+            continue
+        fig = Figure(figsize=(3.6, 3.6))
+        ax = fig.add_subplot(projection="polar")
+        for m in modes:
+            vals = [norm[(f, m, k)] for k in table.metrics]
+            ax.plot(np.r_[angles, angles[:1]], vals + vals[:1], label=m)
+            ax.fill(np.r_[angles, angles[:1]], vals + vals[:1], alpha=0.25)
+        ax.set_xticks(angles, [f"{k}{'↑' if HIGHER_IS_BETTER[base_metric(k)] else '↓'}" for k in table.metrics])
+        ax.set_ylim(0, 1.0)
+        ax.set_yticklabels([])
+        ax.set_title(f"{display_name(f)} (normalised across features)", fontsize=8)
+        ax.legend(loc="lower right", fontsize=7, bbox_to_anchor=(1.25, -0.1))
+        path = directory / f"radar_{re.sub(r'[^A-Za-z0-9_.+-]', '_', f)}.png"
+        _save_figure(fig, path)
+        written.append(path)
+    return written
+
+
+# comparison with the paper ----------------------------------------------------------------------------------
+def load_published(path: str | Path) -> dict[tuple[str, str, str, str], tuple[float, str]]:
+    """(dataset or "All", display name, mode, metric) -> (value, table) from ``eval/feat2gs_published.csv``."""
+    path = Path(path)
+    try:
+        rows = list(csv.DictReader(path.open(newline="")))
+    except OSError as exc:
+        raise Feat2GSError(f"cannot read published numbers {path}: {exc.strerror}") from exc
+    need = {"table", "dataset", "feature", "mode", "metric", "value"}
+    if not rows or not need <= set(rows[0]):
+        raise Feat2GSError(f"{path}: expected columns {', '.join(sorted(need))}")
+    out = {}
+    for row in rows:
+        try:
+            out[(row["dataset"], row["feature"], row["mode"], row["metric"])] = (float(row["value"]), row["table"])
+        except ValueError as exc:
+            raise Feat2GSError(f"{path}: bad value {row['value']!r}") from exc
+    return out
+
+
+def _published_dataset(dataset: str) -> str:
+    return ALL_SCENES if dataset == ALL_SCENES else DATASET_ALIASES.get(dataset.lower(), dataset)
+
+
+def compare(tables: dict[str, dict[str, Table]], published: dict) -> list[dict]:
+    rows = []
+    for tag, scopes in tables.items():
+        for scope, table in scopes.items():
+            pub_ds = _published_dataset(scope)
+            for f in table.features:
+                for m in table.modes:
+                    for k in table.metrics:
+                        c = table.cell(f, m, k)
+                        hit = published.get((pub_ds, display_name(f), m, base_metric(k)))
+                        if c is None or hit is None:
+                            continue
+                        rows.append({"combo": tag, "scope": scope, "published_table": hit[1], "feature": f,
+                                     "display_name": display_name(f), "mode": m, "metric": k,
+                                     "ours": round(c.mean, 6), "published": hit[0],
+                                     "delta": round(c.mean - hit[0], 6), "n_scenes": c.n,
+                                     "expected_scenes": c.expected, "complete": not c.incomplete})
+    return rows
+
+
+def _spearman(a: list[float], b: list[float]) -> float | None:
+    if len(a) < 3:
+        return None
+    ra, rb = (np.argsort(np.argsort(x)).astype(float) for x in (a, b))
+    if ra.std() == 0 or rb.std() == 0:
+        return None
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def _comparison_md(rows: list[dict], published_path: Path) -> str:
+    lines = ["# Comparison with the published numbers", "",
+             f"Published: `{published_path.name}` (assets/Feat2GS_Benchmark.pdf, fanegg/Feat2GS @0930a18); "
+             "per-dataset scopes compare with Table 1, all scenes with Table 2. Δ = ours − published. "
+             "`*` = our group lacks scenes (mean over the scenes present).", ""]
+    if not rows:
+        return "\n".join(lines + ["No (feature, mode, metric) of ours has a published value."]) + "\n"
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[(r["combo"], r["scope"])].append(r)
+    for (tag, scope), grp in groups.items():
+        lines += [f"## {scope} — {tag} (vs {grp[0]['published_table']})", "",
+                  "| Feature | Mode | Metric | ours | published | Δ | scenes |", "|---|---|---|---:|---:|---:|---:|"]
+        for r in grp:
+            k = r["metric"]
+            mark = "" if r["complete"] else "\\*"
+            delta = f"{r['delta']:+.{2 if base_metric(k) == 'PSNR' else 4}f}"
+            lines.append(f"| {r['display_name']} | {r['mode']} | {k} | {format_value(r['ours'], k, False)}{mark} | "
+                         f"{format_value(r['published'], k, False)} | {delta} | "
+                         f"{r['n_scenes']}/{r['expected_scenes']} |")
+        summary = []
+        for m in sorted({r["mode"] for r in grp}, key=mode_sort_key):
+            for k in sorted({r["metric"] for r in grp}, key=lambda x: METRICS.index(base_metric(x))):
+                sel = [r for r in grp if r["mode"] == m and r["metric"] == k]
+                rho = _spearman([r["ours"] for r in sel], [r["published"] for r in sel])
+                mean_abs = float(np.mean([abs(r["delta"]) for r in sel]))
+                summary.append(f"| {m} | {k} | {len(sel)} | {format_value(mean_abs, k, False)} | "
+                               f"{'–' if rho is None else f'{rho:.2f}'} |")
+        lines += ["", "| Mode | Metric | features | mean abs Δ | Spearman ρ (feature ranking) |",
+                  "|---|---|---:|---:|---:|", *summary, ""]
+    return "\n".join(lines) + "\n"
+
+
+# entry point ------------------------------------------------------------------------------------------------
+def report(results_root: str | Path, out_dir: str | Path, published_csv: str | Path | None = None,
+           data_root: str | Path | None = None, masked: bool = False, plots: bool = True) -> ReportResult:
+    """Write the benchmark report of ``<results_root>/eval`` into ``out_dir``.
+
+    ``published_csv``: the published numbers to compare with (default: the repository's
+    ``eval/feat2gs_published.csv`` when present). ``data_root``: also expect every scene of its
+    ``dataset_split.json`` (for the datasets that were run). ``masked``: tables of the ``*_masked`` metrics
+    instead of the paper's.
+    """
+    records = collect_jobs(results_root)
+    out = ensure_writable_dir(out_dir)
+    expected = _expected_scenes(records, data_root)
+    tables = build_tables(records, expected, masked)
+    absent = absent_jobs(records, expected)
+    files: list[Path] = []
+
+    def write(path: Path, text: str) -> None:
+        atomic_write_text(path, text)
+        files.append(path)
+
+    rows = []
+    for r in sorted(records, key=lambda r: (r.dataset, r.scene, r.method, r.preset, mode_sort_key(r.mode),
+                                             feature_sort_key(r.feature), r.iteration or 0)):
+        rows.append([r.dataset, r.scene, r.n_views, r.mode, r.method, r.feature, display_name(r.feature), r.preset,
+                     r.iteration, *(r.metrics.get(k) for k in METRIC_KEYS), r.num_views, r.train_seconds,
+                     r.total_seconds, r.peak_memory_mb, r.n_gaussians, r.seed, r.random_weights, r.status,
+                     " ".join(r.steps_done), r.error, r.job_dir])
+    write(out / "jobs.csv", _csv_text(JOB_COLUMNS, rows))
+    write(out / "missing.md", _missing_md(records, absent))
+
+    index = ["# Feat2GS benchmark report", "",
+             f"Results: `{Path(results_root)}`. {sum(r.status == STATUS_OK for r in final_records(records))} complete "
+             f"jobs, {sum(r.status == 'unfinished' for r in records)} unfinished, "
+             f"{sum(r.status == 'unreadable' for r in records)} unreadable, {len(absent)} absent "
+             "(see [missing.md](missing.md)); every job in [jobs.csv](jobs.csv).", "",
+             "Cells are means over scenes (all scenes: each scene weighs the same). Ranks per column, best in bold; "
+             "`*` marks a group that lacks scenes, `†` one with random-weight jobs.", ""]
+    n_random = sum(1 for r in final_records(records) if r.random_weights)
+    if n_random:
+        index += [f"**Warning:** {n_random} jobs ran with random weights; their numbers are meaningless.", ""]
+    for tag, scopes in tables.items():
+        md = [f"# {tag}", ""] + [t.to_markdown() for t in scopes.values()]
+        write(out / f"tables_{tag}.md", "\n".join(md))
+        for scope, t in scopes.items():
+            write(out / "latex" / tag / f"{re.sub(r'[^A-Za-z0-9_.+-]', '_', scope)}.tex", t.to_latex())
+        index += [f"## {tag}", "", f"Tables: [tables_{tag}.md](tables_{tag}.md), LaTeX: `latex/{tag}/`"
+                  + (f", plots: `plots/{tag}/`" if plots else ""), "", scopes[ALL_SCENES].to_markdown()]
+        if plots:
+            files += _plots(scopes[ALL_SCENES], out / "plots" / tag)
+
+    pub_path = Path(published_csv) if published_csv is not None else DEFAULT_PUBLISHED
+    if published_csv is not None or pub_path.is_file():
+        cmp_rows = compare(tables, load_published(pub_path))
+        header = ["combo", "scope", "published_table", "feature", "display_name", "mode", "metric", "ours",
+                  "published", "delta", "n_scenes", "expected_scenes", "complete"]
+        write(out / "comparison.csv", _csv_text(header, [[r[h] for h in header] for r in cmp_rows]))
+        write(out / "comparison.md", _comparison_md(cmp_rows, pub_path))
+        index += ["See [comparison.md](comparison.md) for the published numbers.", ""]
+    write(out / "report.md", "\n".join(index) + "\n")
+    return ReportResult(out, len(final_records(records)), sum(r.status == "unfinished" for r in records),
+                        sum(r.status == "unreadable" for r in records), len(absent), files, tables)

@@ -1,0 +1,258 @@
+"""Backbone zoo: configs, random-weight builds of every implemented backbone, grid mapping, weight lookup errors.
+
+No test downloads anything: networks are built with random weights, and the weight lookup runs against empty
+cache directories with sockets disabled.
+"""
+
+import socket
+
+import pytest
+import torch
+import yaml
+
+from feat2gs.errors import ConfigError
+from feat2gs.features import FeatureInputs, compose_features
+from feat2gs.features import backbones as bb
+from feat2gs.features.backbones.config import parse_backbone_config
+
+ISSUE_NAMES = {"dino_b16", "dinov2_b14", "dinov2_b14_reg", "dinov2_l14", "clip_b16", "clip_b16_laion", "clip_l14",
+               "sam_base", "sam_large", "mae_b16", "mae_l16", "midas_l16", "radio", "dift", "siglip_b16",
+               "siglip_l16", "deit3_b16", "convnext_in22k", "vggt_e", "vggt_d"}
+IMPLEMENTED = sorted(c.name for c in bb.list_backbone_configs() if c.implemented)
+LARGE = {"dinov2_l14", "clip_l14", "siglip_l16"}
+PROTOCOL_CHANNELS = {"dino_b16": 768, "dinov2_b14": 768, "dinov2_b14_reg": 768, "dinov2_l14": 1024, "clip_b16": 512,
+                     "clip_b16_laion": 512, "clip_l14": 768, "siglip_b16": 768, "siglip_l16": 1024, "deit3_b16": 768,
+                     "convnext_in22k": 1024, "sam_base": 768, "sam_large": 1024, "mae_b16": 768, "mae_l16": 1024,
+                     "midas_l16": 1024, "radio": 1280, "dift": 1280, "vggt_e": 1024, "vggt_d": 2048}
+
+
+def _inputs(h, w, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.rand(2, h, w, 3, generator=gen)
+    return FeatureInputs(images, torch.zeros_like(images), random_weights=True)
+
+
+@pytest.fixture()
+def offline_empty_caches(tmp_path, monkeypatch):
+    """Every weight cache points into an empty tmp dir, HF is offline and opening a socket fails the test."""
+    for var in ("HF_HOME", "HF_HUB_CACHE", "TORCH_HOME", "XDG_CACHE_HOME", "HOME", "FEAT2GS_CHECKPOINTS"):
+        monkeypatch.setenv(var, str(tmp_path / var.lower()))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the network was touched")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    return tmp_path
+
+
+# ---------------------------------------------------------------------------------------------- configs
+
+def test_all_configs_validate_and_cover_the_issue():
+    cfgs = {c.name: c for c in bb.list_backbone_configs()}
+    assert ISSUE_NAMES <= set(cfgs)
+    for name, cfg in cfgs.items():
+        assert cfg.channels == PROTOCOL_CHANNELS[name], name
+        assert cfg.layer and cfg.notes and cfg.weights.get("protocol_source"), name
+        if cfg.implemented:
+            assert cfg.library in {"timm", "open_clip"} and (cfg.hf_hub_id or cfg.url), name
+        else:
+            assert cfg.requires, name
+    assert {n for n, c in cfgs.items() if c.implemented} == {
+        "dino_b16", "dinov2_b14", "dinov2_b14_reg", "dinov2_l14", "clip_b16", "clip_b16_laion", "clip_l14",
+        "siglip_b16", "siglip_l16", "deit3_b16", "convnext_in22k"}
+    assert cfgs["midas_l16"].mean == (0.5, 0.5, 0.5) and cfgs["dino_b16"].std == (0.229, 0.224, 0.225)
+    assert cfgs["dinov2_b14"].stride == 14 and cfgs["clip_l14"].stride == 14 and cfgs["convnext_in22k"].stride == 16
+
+
+def test_config_validation_errors(tmp_path):
+    good = yaml.safe_load((bb.config_dir() / "dino_b16.yaml").read_text())
+    path = tmp_path / "dino_b16.yaml"
+    parse_backbone_config(good, path)
+    for change, message in [({"channels": "768"}, "'channels' must be an integer"),
+                            ({"normalisation": "imagenett"}, "'normalisation' must be one of"),
+                            ({"padding": "reflect"}, "'padding' must be one of"),
+                            ({"library": "torchhub"}, "implemented backbones must use one of"),
+                            ({"stride": 8}, "'stride' must equal 'patch'"),
+                            ({"name": "dino_b8"}, "differs from the file name")]:
+        with pytest.raises(ConfigError, match=message):
+            parse_backbone_config({**good, **change}, path)
+    with pytest.raises(ConfigError, match="missing field"):
+        parse_backbone_config({k: v for k, v in good.items() if k != "layer"}, path)
+    with pytest.raises(ConfigError, match="unknown backbone 'dinoo'"):
+        bb.load_backbone_config("dinoo")
+
+
+def test_registration_and_unimplemented_backbones_are_never_substituted(offline_empty_caches):
+    from feat2gs.features import registry
+
+    bb.register_backbones()
+    assert bb.register_backbones() == []  # idempotent
+    spec = registry._REGISTRY["dinov2_b14"]
+    assert (spec.channels, spec.stride, spec.needs_weights) == (768, 14, True)
+    for name in ("sam_base", "vggt_d", "radio"):
+        with pytest.raises(bb.BackboneNotImplementedError, match=f"backbone '{name}' is not implemented yet \\(needs"):
+            registry._REGISTRY[name].extract(_inputs(32, 32))
+        assert bb.backbone_status(name) == (False, False, [])
+
+
+# ---------------------------------------------------------------------------------------------- grid mapping
+
+def test_grid_mapping_with_asymmetric_padding():
+    """A grid whose values are its cells' padded-frame pixel centres must come back as real-pixel centres + pad."""
+    h, w, patch = 45, 60, 14  # pads 11 rows (5 top, 6 bottom) and 10 columns (5 left, 5 right)
+    x, (top, left) = bb.centre_pad(torch.ones(1, 3, h, w), patch)
+    hp, wp = x.shape[-2:]
+    assert (hp, wp, top, left) == (56, 70, 5, 5)
+    assert x[0, 0, :top].abs().sum() == 0 and x[0, 0, top + h:].abs().sum() == 0 and x[0, 0, top:top + h, left:left + w].all()
+    gh, gw = hp // patch, wp // patch
+    cy = (torch.arange(gh) + 0.5) * patch
+    cx = (torch.arange(gw) + 0.5) * patch
+    grid = torch.stack([cy[:, None].expand(gh, gw), cx[None, :].expand(gh, gw)])[None].double()
+    oh, ow = bb.output_grid_size(h, w, patch)
+    assert (oh, ow) == (3, 4)
+    out = bb.map_grid_to_image(grid, (hp, wp), (top, left), (h, w), (oh, ow))
+    want_y = (torch.arange(oh) + 0.5) * h / oh + top
+    want_x = (torch.arange(ow) + 0.5) * w / ow + left
+    assert torch.allclose(out[0, 0], want_y[:, None].expand(oh, ow).double(), atol=1e-9)
+    assert torch.allclose(out[0, 1], want_x[None, :].expand(oh, ow).double(), atol=1e-9)
+    # the upstream stretch would have put the first cell at padded pixel 7 instead of 5 + 7.5
+    assert out[0, 0, 0, 0] == pytest.approx(top + 7.5)
+    # no padding and same grid: untouched; stride 32 -> 16 without padding equals a bilinear resize
+    g = torch.randn(1, 2, 3, 4)
+    assert bb.map_grid_to_image(g, (48, 64), (0, 0), (48, 64), (3, 4)) is g
+    up = bb.map_grid_to_image(g, (96, 128), (0, 0), (96, 128), (6, 8))
+    ref = torch.nn.functional.interpolate(g, size=(6, 8), mode="bilinear", align_corners=False)
+    assert torch.allclose(up, ref, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------- every backbone
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in LARGE else n for n in IMPLEMENTED])
+def test_backbone_random_weights_shape_stride_determinism(name, offline_empty_caches):
+    cfg = bb.load_backbone_config(name)
+    for h, w in [(48, 64), (64, 48)]:
+        inputs = _inputs(h, w)
+        feats = bb.extract_backbone(name, inputs, device="cpu")
+        assert feats.shape == (2, round(h / cfg.stride), round(w / cfg.stride), cfg.channels)
+        assert feats.dtype == torch.float32 and torch.isfinite(feats).all()
+        assert feats.std() > 0 and not torch.allclose(feats[0], feats[1])
+        assert torch.equal(feats, bb.extract_backbone(name, inputs, device="cpu"))  # deterministic
+    loaded = bb.load_backbone(cfg, random_weights=True, device="cpu")
+    assert loaded.random_weights and loaded.origin == "random"
+    chunked = bb.run_backbone(loaded, inputs.images, pixel_budget=1)  # one image per pass
+    assert torch.allclose(chunked, feats, atol=1e-4)
+    bb.clear_model_cache()
+
+
+def test_vit_tokens_are_last_block_without_final_norm(offline_empty_caches):
+    for name, patch in (("dino_b16", 16), ("dinov2_b14_reg", 14)):
+        loaded = bb.load_backbone(name, random_weights=True, device="cpu")
+        m = loaded.module
+        x = torch.randn(1, 3, 4 * patch, 5 * patch)
+        with torch.no_grad():
+            t = m.norm_pre(m._pos_embed(m.patch_embed(x)))
+            for blk in m.blocks:
+                t = blk(t)
+            ref = t[:, m.num_prefix_tokens:].reshape(1, 4, 5, -1).permute(0, 3, 1, 2)
+            assert torch.allclose(loaded.grid(x), ref, atol=1e-5)
+    assert bb.load_backbone_config("dinov2_b14_reg").block == 11 and m.num_prefix_tokens == 5
+    bb.clear_model_cache()
+
+
+def test_random_weights_are_seeded(offline_empty_caches):
+    first = bb.load_backbone("dino_b16", random_weights=True, seed=3).module.state_dict()
+    bb.clear_model_cache()
+    again = bb.load_backbone("dino_b16", random_weights=True, seed=3).module.state_dict()
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    bb.clear_model_cache()
+    other = bb.load_backbone("dino_b16", random_weights=True, seed=4).module.state_dict()
+    assert not torch.equal(first["blocks.0.attn.qkv.weight"], other["blocks.0.attn.qkv.weight"])
+    bb.clear_model_cache()
+
+
+def test_patch14_output_on_unaligned_image(offline_empty_caches):
+    feats = bb.extract_backbone("dinov2_b14", _inputs(45, 60), device="cpu")
+    assert feats.shape == (2, 3, 4, 768)
+    bb.clear_model_cache()
+
+
+def test_clip_activation_and_projection(offline_empty_caches):
+    openai = bb.load_backbone("clip_b16", random_weights=True, device="cpu").module
+    assert type(openai.transformer.resblocks[0].mlp.gelu).__name__ == "QuickGELU"
+    assert tuple(openai.proj.shape) == (768, 512)
+    laion = bb.load_backbone("clip_b16_laion", random_weights=True, device="cpu").module
+    assert type(laion.transformer.resblocks[0].mlp.gelu).__name__ != "QuickGELU"
+    bb.clear_model_cache()
+
+
+# ---------------------------------------------------------------------------------------------- weights
+
+def test_missing_weights_raise_before_building(offline_empty_caches, monkeypatch):
+    import open_clip
+    import timm
+
+    def built(*args, **kwargs):
+        raise AssertionError("a network was built although no weights exist")
+
+    monkeypatch.setattr(timm, "create_model", built)
+    monkeypatch.setattr(open_clip.model, "_build_vision_tower", built)
+    for name, ident in [("dinov2_b14", "timm/vit_base_patch14_dinov2.lvd142m"),
+                        ("clip_b16_laion", "laion/CLIP-ViT-B-16-laion2B-s34B-b88K")]:
+        inputs = FeatureInputs(torch.rand(1, 32, 32, 3), torch.zeros(1, 32, 32, 3))
+        with pytest.raises(bb.BackboneWeightsError) as info:
+            bb.extract_backbone(name, inputs, device="cpu")
+        msg = str(info.value)
+        assert isinstance(info.value, ConfigError)
+        assert f"no pretrained weights for backbone '{name}'" in msg
+        assert f"huggingface-cli download {ident}" in msg and str(offline_empty_caches) in msg
+        assert bb.backbone_status(name)[:2] == (True, False)
+    with pytest.raises(bb.BackboneWeightsError, match="does not exist"):
+        bb.extract_backbone("dino_b16", FeatureInputs(torch.rand(1, 32, 32, 3), torch.zeros(1, 32, 32, 3),
+                                                      checkpoints={"dino_b16": str(offline_empty_caches / "x.pth")}))
+    with pytest.raises(bb.BackboneWeightsError, match="not in the local Hugging Face cache"):
+        bb.extract_backbone("dino_b16", FeatureInputs(torch.rand(1, 32, 32, 3), torch.zeros(1, 32, 32, 3),
+                                                      checkpoints={"dino_b16": "timm/vit_base_patch16_224.dino"}))
+
+
+def test_local_weight_files_load(offline_empty_caches, monkeypatch):
+    """Weights saved from a random network load back through every lookup path and give the same features."""
+    from safetensors.torch import save_file
+
+    inputs = _inputs(32, 48)
+    # timm via $FEAT2GS_CHECKPOINTS/<url file name>
+    ref = bb.extract_backbone("dino_b16", inputs, device="cpu")
+    sd = bb.load_backbone("dino_b16", random_weights=True).module.state_dict()
+    ckdir = offline_empty_caches / "ck"
+    ckdir.mkdir()
+    torch.save(sd, ckdir / "dino_vitbase16_pretrain.pth")
+    monkeypatch.setenv("FEAT2GS_CHECKPOINTS", str(ckdir))
+    assert bb.backbone_status("dino_b16") == (True, True, [str(ckdir / "dino_vitbase16_pretrain.pth")])
+    pretrained = FeatureInputs(inputs.images, inputs.points)
+    assert torch.allclose(bb.extract_backbone("dino_b16", pretrained, device="cpu"), ref, atol=1e-5)
+    assert not bb.load_backbone("dino_b16", device="cpu").random_weights
+    # open_clip via a Hugging Face cache snapshot (what `huggingface-cli download` leaves)
+    ref = bb.extract_backbone("clip_b16_laion", inputs, device="cpu")
+    visual = bb.load_backbone("clip_b16_laion", random_weights=True).module.state_dict()
+    snap = offline_empty_caches / "hf_hub_cache" / "models--laion--CLIP-ViT-B-16-laion2B-s34B-b88K"
+    (snap / "snapshots" / "abc").mkdir(parents=True)
+    (snap / "refs").mkdir()
+    (snap / "refs" / "main").write_text("abc")
+    save_file({f"visual.{k}": v.contiguous() for k, v in visual.items()},
+              str(snap / "snapshots" / "abc" / "open_clip_model.safetensors"))
+    assert bb.backbone_status("clip_b16_laion")[:2] == (True, True)
+    got = bb.extract_backbone("clip_b16_laion", FeatureInputs(inputs.images, inputs.points), device="cpu")
+    assert torch.allclose(got, ref, atol=1e-5)
+    # a file for another architecture is a clear error
+    with pytest.raises(bb.BackboneWeightsError, match="do not fit open_clip ViT-B-16"):
+        bb.extract_backbone("clip_b16", FeatureInputs(inputs.images, inputs.points, checkpoints={
+            "clip_b16": str(ckdir / "dino_vitbase16_pretrain.pth")}), device="cpu")
+    bb.clear_model_cache()
+
+
+def test_compose_with_a_backbone(offline_empty_caches):
+    bb.register_backbones()
+    out = compose_features("dino_b16-iuvrgb", _inputs(48, 64), 8)
+    assert out.shape == (2, 48, 64, 8)
+    bb.clear_model_cache()

@@ -1,0 +1,148 @@
+import csv
+import json
+
+import pytest
+
+from feat2gs.errors import Feat2GSError
+from feat2gs.sweep import collect_jobs, display_name, report
+from feat2gs.sweep.report import DEFAULT_PUBLISHED, load_published
+from feat2gs.sweep.tables import rank_colour
+from tests.sweep._tree import job_dir, write_job
+
+FEATURES = {"radio": 19.5, "dust3r": 19.0, "iuvrgb": 15.0}
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """LLFF: 2 scenes, Casual: 1 scene; modes G/T; one job unfinished, one unreadable, one absent."""
+    out = tmp_path / "out"
+    for (dataset, scene) in [("LLFF", "fern"), ("LLFF", "trex"), ("Casual", "plant")]:
+        for mode in ("G", "T"):
+            for f, psnr in FEATURES.items():
+                if (dataset, scene, mode, f) == ("LLFF", "trex", "G", "dust3r"):
+                    write_job(out, dataset, scene, mode, f, results=False)  # unfinished
+                    continue
+                if (dataset, scene, mode, f) == ("Casual", "plant", "T", "iuvrgb"):
+                    continue  # absent
+                bonus = 1.0 if scene == "trex" else 0.0
+                write_job(out, dataset, scene, mode, f, psnr=psnr + bonus, ssim=0.6 + psnr / 100,
+                          lpips=0.5 - psnr / 100)
+    bad = job_dir(out, "LLFF", "fern", 3, "G", "dust3r", "mae_b16")
+    bad.mkdir(parents=True)
+    (bad / "run.json").write_text("{ truncated")
+    (bad / "results.json").write_text("{ truncated")
+    return out
+
+
+def test_collect_statuses(tree):
+    records = collect_jobs(tree)
+    status = {(r.scene, r.mode, r.feature): r.status for r in records}
+    assert status[("trex", "G", "dust3r")] == "unfinished"
+    assert status[("fern", "G", "mae_b16")] == "unreadable"
+    assert status[("fern", "G", "radio")] == "ok"
+    ok = next(r for r in records if r.status == "ok")
+    assert ok.iteration == 8000 and ok.train_seconds == 12.5 and ok.n_gaussians == 1000 and ok.seed == 0
+    with pytest.raises(Feat2GSError, match="no results"):
+        collect_jobs(tree / "nope")
+
+
+def test_report_outputs(tree, tmp_path):
+    res = report(tree, tmp_path / "rep", published_csv=DEFAULT_PUBLISHED)
+    rep = tmp_path / "rep"
+    for name in ("jobs.csv", "missing.md", "report.md", "comparison.md", "comparison.csv",
+                 "tables_dust3r@protocol.md", "latex/dust3r@protocol/All.tex", "latex/dust3r@protocol/LLFF.tex",
+                 "plots/dust3r@protocol/bar_PSNR_G.png", "plots/dust3r@protocol/radar_radio.png"):
+        assert (rep / name).is_file(), name
+    assert (rep / "plots/dust3r@protocol/bar_PSNR_G.png").read_bytes()[:4] == b"\x89PNG"
+    assert not list(rep.rglob("*.tmp*"))
+    rows = list(csv.DictReader((rep / "jobs.csv").open()))
+    assert {r["status"] for r in rows} == {"ok", "unfinished", "unreadable"}
+    assert len([r for r in rows if r["status"] == "ok"]) == res.n_complete == 3 * 2 * 3 - 2
+    assert res.n_unfinished == 1 and res.n_unreadable == 1
+    # mae_b16 only exists as an unreadable folder: it is part of the grid, so every other scene/mode is absent
+    missing = (rep / "missing.md").read_text()
+    assert "Casual | plant | 3 | T | iuvrgb" in missing and "unfinished" in missing and "unreadable" in missing
+
+    all_t = res.tables["dust3r@protocol"]["All"]
+    # radio G: 3 scenes, equal weight per scene: (19.5 + 20.5 + 19.5) / 3
+    c = all_t.cell("radio", "G", "PSNR")
+    assert c.n == c.expected == 3 and c.mean == pytest.approx(59.5 / 3)
+    # dust3r G lacks trex: mean over 2 scenes, flagged
+    c = all_t.cell("dust3r", "G", "PSNR")
+    assert (c.n, c.expected) == (2, 3) and c.incomplete and c.mean == pytest.approx(19.0)
+    assert all_t.ranks[("radio", "G", "PSNR")] == 1 and all_t.ranks[("iuvrgb", "G", "PSNR")] == 3
+    assert all_t.ranks[("radio", "G", "LPIPS")] == 1  # lower is better
+    assert all_t.mean_rank("radio", ["G"]) == 1.0
+    md = all_t.to_markdown()
+    assert "**19.83**" in md and "19.00\\*" in md and "DUSt3R G: 2/3 scenes" in md
+    assert "DUSt3R" in md and "IUVRGB" in md and "| G rank |" in md and "Mean rank" in md
+    tex = all_t.to_latex()
+    assert "\\cellcolor[rgb]{0.565,0.753,0.376}\\textbf{19.83}" in tex  # rank 1 green, bold
+    assert "\\cellcolor[rgb]{1.000,0.816,0.816}" in tex  # worst red
+    assert "$^{*}$" in tex and "2/3 scenes" in tex and "\\begin{tabular}" in tex
+    assert "{.7950}" in tex and "0.7950" not in tex  # SSIM/LPIPS with the leading 0 stripped, as the paper
+
+    llff = res.tables["dust3r@protocol"]["LLFF"]
+    assert llff.cell("radio", "G", "PSNR").mean == pytest.approx(20.0) and llff.cell("radio", "G", "PSNR").expected == 2
+
+    cmp_rows = list(csv.DictReader((rep / "comparison.csv").open()))
+    hit = next(r for r in cmp_rows if r["scope"] == "All" and r["display_name"] == "RADIO" and r["mode"] == "G"
+               and r["metric"] == "PSNR")
+    assert float(hit["published"]) == 19.73 and float(hit["delta"]) == pytest.approx(59.5 / 3 - 19.73, abs=1e-5)
+    assert hit["published_table"] == "table2"
+    llff_hit = next(r for r in cmp_rows if r["scope"] == "LLFF" and r["display_name"] == "IUVRGB"
+                    and r["mode"] == "T" and r["metric"] == "SSIM")
+    assert float(llff_hit["published"]) == 0.7303 and llff_hit["published_table"] == "table1"
+    casual = next(r for r in cmp_rows if r["scope"] == "Casual" and r["display_name"] == "DUSt3R" and r["mode"] == "G")
+    assert casual["complete"] == "True"
+    assert "Spearman" in (rep / "comparison.md").read_text()
+
+
+def test_null_lpips_and_random_weights(tmp_path):
+    out = tmp_path / "out"
+    write_job(out, "Synthetic", "blocks", "G", "iuvrgb", lpips=None, method="gt", preset="quick",
+              random_weights=True)
+    write_job(out, "Synthetic", "blocks", "G", "dino_b16-iuvrgb", method="gt", preset="quick")
+    res = report(out, tmp_path / "rep", published_csv=DEFAULT_PUBLISHED)
+    t = res.tables["gt@quick"]["All"]
+    assert t.cell("iuvrgb", "G", "LPIPS") is None  # null is not averaged as 0
+    assert t.cells[("iuvrgb", "G", "LPIPS")].n == 0 and t.cell("iuvrgb", "G", "PSNR") is not None
+    md = t.to_markdown()
+    assert "DINO+IUVRGB" in md and "†" in md and "random weights" in md
+    assert "random weights" in (tmp_path / "rep" / "report.md").read_text()
+    # masked tables read the *_masked metrics
+    res = report(out, tmp_path / "rep2", published_csv=None, masked=True, plots=False)
+    assert res.tables["gt@quick"]["All"].cell("iuvrgb", "G", "PSNR_masked").mean == pytest.approx(21.0)
+
+
+def test_data_root_adds_expected_scenes(tmp_path):
+    out = tmp_path / "out"
+    write_job(out, "LLFF", "fern", "G", "radio")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "dataset_split.json").write_text(json.dumps({"LLFF": {
+        "fern": {"train": ["a", "b", "c"], "test": ["d"]}, "horns": {"train": ["a", "b", "c"], "test": []}},
+        "DTU": {"scan1": {"train": ["a"], "test": []}}}))
+    res = report(out, tmp_path / "rep", data_root=data, plots=False)
+    c = res.tables["dust3r@protocol"]["LLFF"].cell("radio", "G", "PSNR")
+    assert (c.n, c.expected) == (1, 2)
+    assert "DTU" not in res.tables["dust3r@protocol"]
+    assert "| LLFF | horns |" in (tmp_path / "rep" / "missing.md").read_text()
+
+
+def test_published_csv_contents():
+    pub = load_published(DEFAULT_PUBLISHED)
+    assert len(pub) == 13 * 9 * 7
+    assert pub[("All", "VGGTenc", "G", "PSNR")] == (19.75, "table2")
+    assert pub[("All", "IUVRGB", "T", "SSIM")] == (0.6191, "table2")
+    assert pub[("Tanks", "RADIO", "A", "LPIPS")] == (0.4109, "table1")
+    assert pub[("MipNeRF360", "VGGTenc", "A", "PSNR")] == (21.17, "table1")
+    assert {k[1] for k in pub} == {display_name(f) for f in ("vggt_e", "vggt_d", "dust3r", "mast3r", "midas_l16",
+                                                           "dinov2_b14", "dino_b16", "sam_base", "clip_b16",
+                                                           "radio", "mae_b16", "dift", "iuvrgb")}
+
+
+def test_rank_colour_endpoints():
+    assert rank_colour(0.0) == pytest.approx((0x90 / 255, 0xC0 / 255, 0x60 / 255))
+    assert rank_colour(0.5) == pytest.approx((1.0, 0xF0 / 255, 0xD0 / 255))
+    assert rank_colour(1.0) == pytest.approx((1.0, 0xD0 / 255, 0xD0 / 255))
