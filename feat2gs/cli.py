@@ -14,6 +14,7 @@ from rich.table import Table
 from feat2gs.config import PRESETS, make_config
 from feat2gs.errors import Feat2GSError
 from feat2gs.sweep.cli_commands import build_dataset_command, report_command
+from feat2gs.sweep.sweep_commands import sweep_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Probe the 3D awareness of visual foundation models with Gaussian splatting.")
@@ -211,6 +212,7 @@ def presets(name: Annotated[Optional[str], typer.Argument(help="preset to print 
 
 app.command("report")(report_command)
 app.command("build-dataset")(build_dataset_command)
+app.add_typer(sweep_app, name="sweep")
 
 
 def _print_results(path: Path) -> None:
