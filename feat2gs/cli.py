@@ -203,6 +203,30 @@ def features() -> None:
 
 
 @app.command()
+def backbones(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="also show the layer taken and where weights "
+                                          "were looked for")] = False,
+) -> None:
+    """List the backbone configs (configs/backbone/*.yaml) and whether their weights are on this machine."""
+    from feat2gs.features.backbones import backbone_status, list_backbone_configs
+
+    table = Table("name", "library", "model", "stride", "channels", "implemented", "weights")
+    for cfg in list_backbone_configs():
+        implemented, available, where = backbone_status(cfg.name)
+        if not implemented:
+            weights = "-"
+        elif available:
+            weights = f"[green]local[/green] {where[0]}"
+        else:
+            weights = f"[yellow]missing[/yellow] ({cfg.hf_hub_id or cfg.url})"
+        if verbose:
+            weights += f"\nlayer: {cfg.layer}" + ("" if available else "\nlooked in: " + "; ".join(where))
+        table.add_row(cfg.name, cfg.library, cfg.arch or "", str(cfg.stride), str(cfg.channels),
+                      "yes" if implemented else f"no (needs {cfg.requires})", weights)
+    Console().print(table)
+
+
+@app.command()
 def presets(name: Annotated[Optional[str], typer.Argument(help="preset to print (default: all)")] = None) -> None:
     """Print the settings of the presets (every value can be changed with --set section.field=value)."""
     for preset in [name] if name else list(PRESETS):

@@ -56,7 +56,9 @@ def register_feature(spec: FeatureSpec) -> FeatureSpec:
 
 
 def _ensure_builtin() -> None:
-    from feat2gs.features import croco, pixel  # noqa: F401  (register the built-in features)
+    from feat2gs.features import backbones, croco, pixel  # noqa: F401  (register the built-in features)
+
+    backbones.register_backbones()
 
 
 def list_features() -> list[FeatureSpec]:

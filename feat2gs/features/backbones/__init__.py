@@ -22,7 +22,11 @@ from feat2gs.features.backbones.config import (
     load_backbone_config,
     parse_backbone_config,
 )
-from feat2gs.features.backbones.grid import centre_pad, map_grid_to_image, output_grid_size
+from feat2gs.features.backbones.grid import (
+    centre_pad,
+    map_grid_to_image,
+    output_grid_size,
+)
 from feat2gs.features.backbones.models import (
     BackboneNotImplementedError,
     LoadedBackbone,
@@ -30,7 +34,12 @@ from feat2gs.features.backbones.models import (
     load_backbone,
     run_backbone,
 )
-from feat2gs.features.backbones.weights import BackboneWeightsError, download_hint, find_weights, resolve_weights
+from feat2gs.features.backbones.weights import (
+    BackboneWeightsError,
+    download_hint,
+    find_weights,
+    resolve_weights,
+)
 from feat2gs.features.registry import FeatureInputs, FeatureSpec
 from feat2gs.runinfo import resolve_device
 

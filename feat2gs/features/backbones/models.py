@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 from pathlib import Path
 
 import torch
 
 from feat2gs.errors import ConfigError
 from feat2gs.features.backbones.config import BackboneConfig, load_backbone_config
-from feat2gs.features.backbones.grid import centre_pad, map_grid_to_image, output_grid_size
+from feat2gs.features.backbones.grid import (
+    centre_pad,
+    map_grid_to_image,
+    output_grid_size,
+)
 from feat2gs.features.backbones.weights import BackboneWeightsError, resolve_weights
 
 log = logging.getLogger(__name__)
@@ -72,7 +77,7 @@ def _build_timm(cfg: BackboneConfig, weights: Path | None) -> torch.nn.Module:
             model = timm.create_model(cfg.arch, pretrained=True, **kwargs,
                                       pretrained_cfg_overlay={"file": str(weights), "source": "", "hf_hub_id": None,
                                                               "url": None})
-        except (RuntimeError, KeyError, ValueError, OSError, AssertionError) as exc:
+        except (RuntimeError, KeyError, ValueError, OSError, AssertionError, pickle.UnpicklingError) as exc:
             raise BackboneWeightsError(f"cannot load {weights} into timm {cfg.arch} for backbone {cfg.name!r}: "
                                        f"{str(exc).splitlines()[0][:300]}") from exc
     if cfg.output == "vit_tokens" and not (0 <= cfg.block < len(model.blocks)):
@@ -86,13 +91,15 @@ def _build_timm(cfg: BackboneConfig, weights: Path | None) -> torch.nn.Module:
 
 def _read_clip_state_dict(path: Path) -> dict[str, torch.Tensor]:
     from open_clip.factory import load_state_dict
+    from safetensors import SafetensorError
 
+    unreadable = (RuntimeError, OSError, ValueError, EOFError, pickle.UnpicklingError, SafetensorError)
     try:
         return load_state_dict(str(path), weights_only=True)
-    except Exception as first:  # OpenAI's original files are TorchScript archives
+    except unreadable as first:  # OpenAI's original files are TorchScript archives
         try:
             sd = torch.jit.load(str(path), map_location="cpu").state_dict()
-        except Exception:
+        except unreadable:
             raise BackboneWeightsError(f"cannot read {path}: {str(first).splitlines()[0][:300]}") from first
         return dict(sd)
 
