@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
-# Parallel benchmark driver: datasets x scenes x features x modes on a pool of GPU (or CPU) slots.
+# Parallel benchmark driver: datasets x scenes x features x modes, on this machine or on Slurm.
 #
-# Settings come from (later wins): the defaults below, an optional CONFIG_FILE (bash assignments such as
-# FEATURES="dino_b16 radio" MODES="G T A"), and the environment. Lists are space separated.
+# A thin front end to `feat2gs sweep run` (one implementation of the pool): it turns the settings below into a
+# sweep config, or uses SWEEP_CONFIG (a configs/sweep/*.yaml file) as it is. Settings come from (later wins):
+# the defaults below, an optional CONFIG_FILE (bash assignments such as FEATURES="dino_b16 radio" MODES="G T A"),
+# and the environment. Lists are space separated.
+#   EXECUTOR      local (default) or slurm (submitit job arrays; Slurm resources come from SWEEP_CONFIG)
 #   SCENES        "Dataset/scene ..."; default: every scene in $DATA_ROOT/dataset_split.json
-#   GPUS          GPU ids to use; default: all that nvidia-smi lists; none -> CPU_SLOTS CPU slots
-#   JOBS_PER_GPU  jobs sharing one GPU at a time (default 1)
+#   GPUS          local: GPU ids "0 1 ..." (default: all that nvidia-smi lists); empty -> CPU_SLOTS CPU slots
+#   JOBS_PER_GPU  local: jobs sharing one GPU at a time (default 1); SLOTS overrides the total
+#   EXTRA_ARGS    "--set section.field=value ..." overrides for every job
 #
-# Each slot is an flock held by the job's own processes: a job that ends, crashes, is killed (even with
-# kill -9) or interrupted releases its slot, so no stale lock can block a later run. A file
-# $LOCK_DIR/<slot>.stop takes a slot out of the pool. Step 1 runs once per (scene, feature) in a first phase,
-# before the modes that need it; jobs are idempotent, so rerunning finishes what an interrupted run left.
+# Each local slot is an flock held by the process that runs the job: a job that ends, crashes, is killed (even
+# with kill -9) or interrupted releases its slot, so no stale lock blocks a later run. A file
+# $OUTPUT_ROOT/.locks/<slot>.stop takes a slot out of the pool. Step 1 runs once per (scene, feature) before the
+# modes that need it; failed jobs are retried; jobs are idempotent, so rerunning finishes what was left.
+# Logs: $OUTPUT_ROOT/logs/<mode>-<dataset>-<scene>-<method>-<feature>.log; a summary ends the run.
 set -uo pipefail
 
-settings=(DATA_ROOT OUTPUT_ROOT SCENES FEATURES MODES METHOD PRESET RENDER_TRAJ GPUS JOBS_PER_GPU CPU_SLOTS
-          LOCK_DIR LOG_DIR EXTRA_ARGS POLL_SECONDS)
+settings=(DATA_ROOT OUTPUT_ROOT SCENES FEATURES MODES METHOD PRESET RENDER_TRAJ GPUS SLOTS CPU_SLOTS EXTRA_ARGS
+          EXECUTOR RETRIES SWEEP_CONFIG JOBS_PER_GPU)
 declare -A from_env=()
 for name in "${settings[@]}"; do [[ -n "${!name+x}" ]] && from_env[$name]=${!name}; done
 if [[ -n "${CONFIG_FILE:-}" ]]; then
@@ -24,119 +29,32 @@ if [[ -n "${CONFIG_FILE:-}" ]]; then
 fi
 for name in "${!from_env[@]}"; do printf -v "$name" '%s' "${from_env[$name]}"; done
 
-DATA_ROOT=${DATA_ROOT:-example/data}
-OUTPUT_ROOT=${OUTPUT_ROOT:-example/output}
-FEATURES=${FEATURES:-"iuvrgb noise oracle_xyz"}
-MODES=${MODES:-"G T"}
-METHOD=${METHOD:-gt}
-PRESET=${PRESET:-quick}
-RENDER_TRAJ=${RENDER_TRAJ:-interpolated}
-JOBS_PER_GPU=${JOBS_PER_GPU:-1}
+export DATA_ROOT=${DATA_ROOT:-example/data}
+export OUTPUT_ROOT=${OUTPUT_ROOT:-example/output}
+export SCENES=${SCENES:-} FEATURES=${FEATURES:-"iuvrgb noise oracle_xyz"} MODES=${MODES:-"G T"}
+export METHOD=${METHOD:-gt} PRESET=${PRESET:-quick} RENDER_TRAJ=${RENDER_TRAJ:-interpolated}
+export EXTRA_ARGS=${EXTRA_ARGS:-} RETRIES=${RETRIES:-1}
+EXECUTOR=${EXECUTOR:-local}
 CPU_SLOTS=${CPU_SLOTS:-1}
-LOCK_DIR=${LOCK_DIR:-$OUTPUT_ROOT/.locks}
-LOG_DIR=${LOG_DIR:-$OUTPUT_ROOT/logs}
-EXTRA_ARGS=${EXTRA_ARGS:-}
-POLL_SECONDS=${POLL_SECONDS:-2}
 
-if [[ "$DATA_ROOT" == example/data && ! -d example/data/Synthetic/blocks ]]; then
+if [[ -z "${SWEEP_CONFIG:-}" && "$DATA_ROOT" == example/data && ! -d example/data/Synthetic/blocks ]]; then
     feat2gs make-scene example/data || exit 1
 fi
-if [[ -z "${SCENES:-}" ]]; then
-    SCENES=$(python -c 'import json,sys; s=json.load(open(sys.argv[1]+"/dataset_split.json")); print(" ".join(f"{d}/{n}" for d in s for n in s[d]))' "$DATA_ROOT") || exit 2
+if [[ -z "${SWEEP_CONFIG:-}" ]]; then
+    mkdir -p "$OUTPUT_ROOT/sweeps" || exit 2
+    SWEEP_CONFIG="$OUTPUT_ROOT/sweeps/sweep-$(date +%Y%m%d-%H%M%S)-$$.yaml"
+    python -m feat2gs.sweep.env_config "$SWEEP_CONFIG" || exit 2
+    echo "sweep config: $SWEEP_CONFIG"
 fi
-if [[ -z "${GPUS+x}" ]]; then
-    GPUS=$(nvidia-smi --query-gpu=index --format=csv,noheader 2>/dev/null | tr '\n' ' ' || true)
+
+args=(--executor "$EXECUTOR")
+if [[ "$EXECUTOR" == local ]]; then
+    if [[ -z "${GPUS+x}" ]]; then
+        GPUS=$(nvidia-smi --query-gpu=index --format=csv,noheader 2>/dev/null | xargs || true)
+    fi
+    gpu_list=$(echo "$GPUS" | xargs | tr ' ' ',')
+    n_gpus=$(wc -w <<< "$GPUS")
+    if (( n_gpus > 0 )); then default_slots=$((n_gpus * ${JOBS_PER_GPU:-1})); else default_slots=$CPU_SLOTS; fi
+    args+=(--gpus "${gpu_list:-none}" --slots "${SLOTS:-$default_slots}")
 fi
-
-slots=()
-if [[ -n "${GPUS// /}" ]]; then
-    for gpu in $GPUS; do for ((k = 0; k < JOBS_PER_GPU; k++)); do slots+=("gpu${gpu}_$k"); done; done
-else
-    for ((k = 0; k < CPU_SLOTS; k++)); do slots+=("cpu_$k"); done
-fi
-mkdir -p "$LOCK_DIR" "$LOG_DIR" || exit 2
-status_dir=$(mktemp -d "$LOG_DIR/.status.XXXXXX")
-
-on_interrupt() {
-    echo "interrupted: stopping running jobs (their slots are released as they exit)" >&2
-    local pids; pids=$(jobs -p)
-    [[ -n "$pids" ]] && kill $pids 2>/dev/null
-    wait
-    summary
-    exit 130
-}
-trap on_interrupt INT TERM
-
-# Take the first free slot: opens its lock file on a new fd and holds an flock on it (sets SLOT, SLOT_FD).
-acquire_slot() {
-    while true; do
-        for slot in "${slots[@]}"; do
-            [[ -e "$LOCK_DIR/$slot.stop" ]] && continue
-            exec {SLOT_FD}>>"$LOCK_DIR/$slot.lock"
-            if flock -n "$SLOT_FD"; then SLOT=$slot; return 0; fi
-            exec {SLOT_FD}>&-
-        done
-        sleep "$POLL_SECONDS"
-    done
-}
-
-# run_on_slot NAME CMD...: run CMD in the background on a free slot; its processes inherit the locked fd.
-run_on_slot() {
-    local name=$1; shift
-    acquire_slot
-    local device=cpu visible=""
-    if [[ "$SLOT" == gpu* ]]; then visible=${SLOT#gpu}; visible=${visible%%_*}; device=cuda; fi
-    local log="$LOG_DIR/$name.log"
-    echo "[$(date +%H:%M:%S)] start $name on $SLOT (log: $log)"
-    (
-        echo "$name (pid $BASHPID) since $(date)" > "$LOCK_DIR/$SLOT.info"
-        CUDA_VISIBLE_DEVICES=$visible "$@" --device "$device" > "$log" 2>&1
-        rc=$?
-        echo "$rc" > "$status_dir/$name.rc"
-        echo "[$(date +%H:%M:%S)] $( ((rc == 0)) && echo done || echo "FAILED (exit $rc)") $name"
-    ) &
-    exec {SLOT_FD}>&-
-}
-
-summary() {
-    local ok=0 failed=()
-    for f in "$status_dir"/*.rc; do
-        [[ -e "$f" ]] || continue
-        if [[ $(cat "$f") == 0 ]]; then ok=$((ok + 1)); else failed+=("$(basename "$f" .rc)"); fi
-    done
-    echo "==================== summary ===================="
-    echo "succeeded: $ok   failed: ${#failed[@]}"
-    for name in "${failed[@]}"; do echo "  FAILED $name  (log: $LOG_DIR/$name.log)"; done
-    ((${#failed[@]} == 0))
-}
-
-common=(--method "$METHOD" --preset "$PRESET")
-# shellcheck disable=SC2206
-extra=($EXTRA_ARGS)
-echo "slots: ${slots[*]}"
-echo "phase 1: step 1 (init) once per (scene, feature)"
-for entry in $SCENES; do
-    dataset=${entry%%/*}; scene=${entry#*/}
-    for feature in $FEATURES; do
-        run_on_slot "init-$dataset-$scene-$METHOD-$feature" feat2gs init -d "$DATA_ROOT" --dataset "$dataset" \
-            --scene "$scene" -f "$feature" "${common[@]}" "${extra[@]}"
-    done
-done
-wait
-echo "phase 2: steps 2-6 per mode"
-for mode in $MODES; do
-    for entry in $SCENES; do
-        dataset=${entry%%/*}; scene=${entry#*/}
-        for feature in $FEATURES; do
-            if [[ -e "$status_dir/init-$dataset-$scene-$METHOD-$feature.rc" &&
-                  $(cat "$status_dir/init-$dataset-$scene-$METHOD-$feature.rc") != 0 ]]; then
-                continue  # its step 1 failed; reported in the summary
-            fi
-            run_on_slot "$mode-$dataset-$scene-$METHOD-$feature" feat2gs eval -q -d "$DATA_ROOT" \
-                --dataset "$dataset" --scene "$scene" -f "$feature" -M "$mode" -o "$OUTPUT_ROOT" "${common[@]}" \
-                --set "video.trajectory=$RENDER_TRAJ" "${extra[@]}"
-        done
-    done
-done
-wait
-summary
+exec feat2gs sweep run "$SWEEP_CONFIG" "${args[@]}"
