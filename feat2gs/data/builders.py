@@ -20,7 +20,6 @@ train / test lists (stems or file names; one list implies the other as the remai
 from __future__ import annotations
 
 import io
-import json
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -32,11 +31,11 @@ from PIL import Image
 
 from feat2gs.data.colmap import read_colmap_text, write_colmap_text
 from feat2gs.data.images import IMAGE_EXTENSIONS, check_same_size, load_image
+from feat2gs.data.layout import SPLIT_FILE, merge_split, read_split_for_update
 from feat2gs.errors import ConfigError, DatasetError
 from feat2gs.geometry.camera import Camera
-from feat2gs.io import atomic_dir, atomic_save, atomic_write_bytes, atomic_write_json, file_lock
+from feat2gs.io import atomic_dir, atomic_save, atomic_write_bytes
 
-SPLIT_FILE = "dataset_split.json"
 DTU_DEFAULT_SCALE = 0.001  # DTU is in millimetres; the protocol divides translations and depths by 1000
 DTU_EROSION = 10  # 10x10 all-ones kernel, one iteration (build_dataset/preprocess_dtu.py)
 
@@ -119,18 +118,6 @@ def make_split(stems: Sequence[str], test_every: int | None = None, test_offset:
 
 # --------------------------------------------------------------------------------------------------------------
 # output
-def _read_split(path: Path) -> dict:
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DatasetError(f"split file {path} cannot be read as JSON: {exc}") from exc
-    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
-        raise DatasetError(f"split file {path} must map dataset -> scene -> {{'train': [...], 'test': [...]}}")
-    return data
-
-
 @dataclass(frozen=True)
 class BuiltScene:
     scene_dir: Path
@@ -162,7 +149,7 @@ def write_scene(root: str | Path, dataset: str, scene: str, images: dict[str, Pa
     if missing:
         raise DatasetError(f"{dataset}/{scene}: no image for {', '.join(missing[:5])}")
     size = check_same_size([images[s] for s in train + test])
-    _read_split(root / SPLIT_FILE)  # fail before writing if the split file is broken
+    read_split_for_update(root)  # fail before writing if the split file is broken
     n = len(train)
     with atomic_dir(scene_dir) as tmp:
         for stem in train + test:
@@ -173,10 +160,7 @@ def write_scene(root: str | Path, dataset: str, scene: str, images: dict[str, Pa
                 atomic_write_bytes(tmp / f"{n}_views" / "images" / name, data)
         if extra is not None:
             extra(tmp, size)
-    with file_lock(root / f".{SPLIT_FILE}.lock"):
-        split = _read_split(root / SPLIT_FILE)
-        split.setdefault(dataset, {})[scene] = {"train": train, "test": test}
-        atomic_write_json(root / SPLIT_FILE, split)
+    merge_split(root, dataset, scene, train, test)
     return BuiltScene(scene_dir, train, test, size)
 
 

@@ -18,16 +18,42 @@ from feat2gs.data.images import IMAGE_EXTENSIONS
 from feat2gs.errors import DatasetError
 
 PROTOCOL_IMAGE_SIZE = 512
+SPLIT_FILE = "dataset_split.json"
 
 
 def load_split(root: str | Path) -> dict:
-    path = Path(root) / "dataset_split.json"
+    path = Path(root) / SPLIT_FILE
     if not path.is_file():
         raise DatasetError(f"missing split file {path} (expected {{Dataset: {{scene: {{train: [...], test: [...]}}}}}})")
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{path} is not valid JSON: {exc}") from exc
+
+
+def read_split_for_update(root: str | Path) -> dict:
+    """The split file's content ({} when absent), checked to be writable back: raises if it is broken."""
+    path = Path(root) / SPLIT_FILE
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"split file {path} cannot be read as JSON: {exc}") from exc
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise DatasetError(f"split file {path} must map dataset -> scene -> {{'train': [...], 'test': [...]}}")
+    return data
+
+
+def merge_split(root: str | Path, dataset: str, scene: str, train: list[str], test: list[str]) -> None:
+    """Add or replace one scene's entry in ``<root>/dataset_split.json``, keeping every other entry."""
+    from feat2gs.io import atomic_write_json, file_lock
+
+    root = Path(root)
+    with file_lock(root / f".{SPLIT_FILE}.lock"):
+        split = read_split_for_update(root)
+        split.setdefault(dataset, {})[scene] = {"train": sorted(train), "test": sorted(test)}
+        atomic_write_json(root / SPLIT_FILE, split)
 
 
 def _index_images(directory: Path) -> dict[str, str]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import colorsys
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,11 +31,11 @@ import numpy as np
 from PIL import Image
 
 from feat2gs.data.colmap import write_colmap_text
+from feat2gs.data.layout import SPLIT_FILE, merge_split, read_split_for_update
 from feat2gs.errors import ConfigError, DatasetError
 from feat2gs.geometry.camera import Camera, look_at_w2c
-from feat2gs.io import atomic_dir, atomic_save, atomic_write_bytes, atomic_write_json, file_lock
+from feat2gs.io import atomic_dir, atomic_save, atomic_write_bytes
 
-SPLIT_FILE = "dataset_split.json"
 
 FLOOR_Y = 1.0
 WALL_Z = 5.5
@@ -364,18 +363,6 @@ def _check_name(value: str, what: str) -> str:
     return value
 
 
-def _read_split(path: Path, dataset: str) -> dict:
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DatasetError(f"split file {path} cannot be read as JSON: {exc}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get(dataset, {}), dict):
-        raise DatasetError(f"split file {path} must map dataset -> scene -> {{'train': [...], 'test': [...]}}")
-    return data
-
-
 def _png_bytes(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(image)).save(buf, format="PNG")
@@ -416,8 +403,7 @@ def make_scene(root: str | Path, dataset: str = "Synthetic", scene: str = "block
     scene_dir = root / dataset / scene
     if scene_dir.exists() and not overwrite:
         raise DatasetError(f"scene folder {scene_dir} already exists; pass overwrite=True to replace it")
-    split_path = root / SPLIT_FILE
-    _read_split(split_path, dataset)  # fail before rendering if the split file is broken
+    read_split_for_update(root)  # fail before rendering if the split file is broken
 
     world = build_scene(seed)
     cameras, is_train = make_cameras(n_train, n_test, width, height)
@@ -435,12 +421,8 @@ def make_scene(root: str | Path, dataset: str = "Synthetic", scene: str = "block
             atomic_save(tmp / "depths" / f"{stem}.npy", lambda p, d=depth: _save_npy(p, d))
         write_colmap_text(tmp / "gt", cameras)
 
-    split = {"train": sorted(s for s, t in zip(stems, is_train) if t),
-             "test": sorted(s for s, t in zip(stems, is_train) if not t)}
-    with file_lock(root / f".{SPLIT_FILE}.lock"):
-        data = _read_split(split_path, dataset)
-        data.setdefault(dataset, {})[scene] = split
-        atomic_write_json(split_path, data)
+    merge_split(root, dataset, scene, [s for s, t in zip(stems, is_train) if t],
+                [s for s, t in zip(stems, is_train) if not t])
     return scene_dir
 
 
