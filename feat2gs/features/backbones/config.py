@@ -7,6 +7,9 @@ Fields (see any shipped YAML):
   is produced: vit_tokens | clip_projected | convnext_last_stage), patch (network stride in pixels),
   stride (pixels per returned cell), channels, normalisation (imagenet | pm1 | unit | {mean, std}),
   padding (center | none | crop518), notes.
+  Optional: checkpoint_prefix (timm: the checkpoint's keys under this prefix are the timm model's, e.g. MiDaS
+  ``pretrained.model.``). Outputs mae_hidden_states (transformers) / sam_encoder_blocks (segment_anything) take
+  ``block`` as hidden_states index / image-encoder block index.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 NORMALISATIONS = {"imagenet": (IMAGENET_MEAN, IMAGENET_STD), "pm1": ((0.5,) * 3, (0.5,) * 3),
                   "unit": ((0.0,) * 3, (1.0,) * 3)}
-OUTPUTS = {"vit_tokens", "clip_projected", "convnext_last_stage"}
+OUTPUTS = {"vit_tokens", "clip_projected", "convnext_last_stage", "mae_hidden_states", "sam_encoder_blocks"}
 PADDINGS = {"center", "none", "crop518"}
-IMPLEMENTED_LIBRARIES = {"timm", "open_clip"}
+IMPLEMENTED_LIBRARIES = {"timm", "open_clip", "transformers", "segment_anything"}
+_OUTPUT_LIBRARY = {"mae_hidden_states": "transformers", "sam_encoder_blocks": "segment_anything"}
 _REQUIRED = ("name", "implemented", "library", "weights", "layer", "patch", "stride", "channels", "normalisation",
              "padding", "notes")
 
@@ -53,6 +57,7 @@ class BackboneConfig:
     requires: str | None = None
     pretrained_tag: str | None = None
     quick_gelu: bool = False
+    checkpoint_prefix: str | None = None
     path: Path | None = field(default=None, compare=False)
 
     @property
@@ -138,6 +143,13 @@ def parse_backbone_config(data: Any, path: Path) -> BackboneConfig:
             raise _err(path, "'weights.files' must name the file(s) to look for in the hub cache")
         if library == "open_clip" and not data.get("pretrained_tag"):
             raise _err(path, "open_clip backbones need 'pretrained_tag'")
+        want = _OUTPUT_LIBRARY.get(output)
+        if (want is not None and library != want) or (want is None and library in _OUTPUT_LIBRARY.values()):
+            raise _err(path, f"output {output!r} does not go with library {library!r}")
+        if output in _OUTPUT_LIBRARY and block is None:
+            raise _err(path, f"output {output!r} needs 'block'")
+        if data.get("checkpoint_prefix") is not None and library != "timm":
+            raise _err(path, "'checkpoint_prefix' is only used with timm")
         if output == "convnext_last_stage" and patch % stride:
             raise _err(path, "convnext: 'patch' (network stride) must be a multiple of the output 'stride'")
         if output != "convnext_last_stage" and patch != stride:
@@ -149,7 +161,7 @@ def parse_backbone_config(data: Any, path: Path) -> BackboneConfig:
         layer=str(data["layer"]), block=block, output=output, patch=patch, stride=stride, channels=channels,
         mean=mean, std=std, normalisation=norm, padding=data["padding"], notes=str(data["notes"]),
         requires=data.get("requires"), pretrained_tag=data.get("pretrained_tag"),
-        quick_gelu=bool(data.get("quick_gelu", False)), path=path)
+        quick_gelu=bool(data.get("quick_gelu", False)), checkpoint_prefix=data.get("checkpoint_prefix"), path=path)
 
 
 def load_backbone_config(name: str, directory: str | os.PathLike | None = None) -> BackboneConfig:

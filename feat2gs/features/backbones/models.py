@@ -1,4 +1,5 @@
-"""Build the implemented backbones (timm, open_clip) and extract their token grids.
+"""Build the implemented backbones (timm, open_clip; transformers MAE and segment_anything SAM, see :mod:`.extra`)
+and extract their token grids.
 
 Every model is built with its library's architecture and *no* download: pretrained weights come from a local file
 found by :mod:`weights` (the lookup runs before anything is built), or the network keeps a seeded random init when
@@ -15,6 +16,7 @@ from pathlib import Path
 import torch
 
 from feat2gs.errors import ConfigError
+from feat2gs.features.backbones import extra
 from feat2gs.features.backbones.config import BackboneConfig, load_backbone_config
 from feat2gs.features.backbones.grid import (
     centre_pad,
@@ -59,6 +61,10 @@ class LoadedBackbone:
             return self.module.forward_features(x)
         if self.cfg.output == "clip_projected":
             return _clip_tokens(self.module, x)
+        if self.cfg.output == "mae_hidden_states":
+            return extra.mae_grid(self.module, x, self.cfg.block)
+        if self.cfg.output == "sam_encoder_blocks":
+            return extra.sam_grid(self.module, x, self.cfg.block)
         raise ConfigError(f"backbone {self.cfg.name!r}: unknown output kind {self.cfg.output!r}")
 
 
@@ -72,6 +78,9 @@ def _build_timm(cfg: BackboneConfig, weights: Path | None) -> torch.nn.Module:
     kwargs = {"dynamic_img_size": True} if cfg.output == "vit_tokens" else {}
     if weights is None:
         model = timm.create_model(cfg.arch, pretrained=False, **kwargs)
+    elif cfg.checkpoint_prefix:  # e.g. MiDaS DPT_Large: its ViT under ``pretrained.model.`` with timm's names
+        model = timm.create_model(cfg.arch, pretrained=False, **kwargs)
+        extra.load_prefixed_timm_weights(model, cfg, weights)
     else:
         try:  # timm applies its own checkpoint filter (original DINO/DINOv2/DeiT/ConvNeXt files load too)
             model = timm.create_model(cfg.arch, pretrained=True, **kwargs,
@@ -146,7 +155,8 @@ def _clip_tokens(visual: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------------------------------------------
 
-_BUILDERS = {"timm": _build_timm, "open_clip": _build_open_clip}
+_BUILDERS = {"timm": _build_timm, "open_clip": _build_open_clip, "transformers": extra.build_mae,
+             "segment_anything": extra.build_sam}
 _CACHE: dict[tuple, LoadedBackbone] = {}
 
 
