@@ -36,13 +36,18 @@ Backend = Annotated[Optional[str], typer.Option("--backend", help="renderer: aut
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
 Checkpoint = Annotated[Optional[str], typer.Option(
     "--checkpoint", help="dust3r/mast3r weights: official .pth, HF directory or hub id (default: official file)")]
+FeatureCheckpoints = Annotated[Optional[list[str]], typer.Option(
+    "--feature-checkpoint", help="weights of a feature backbone, NAME=PATH (repeatable), e.g. dino_b16=dino.pth")]
 RandomWeights = Annotated[bool, typer.Option(
     "--random-weights", help="run networks with RANDOM weights (tests the pipeline; results are meaningless)")]
 
 
 def _config(preset: str, method: str | None, feat_dim: int | None, sets: list[str] | None, device: str | None,
-            backend: str | None, checkpoint: str | None = None, random_weights: bool = False):
+            backend: str | None, checkpoint: str | None = None, random_weights: bool = False,
+            feature_checkpoints: list[str] | None = None):
     overrides = list(sets or [])
+    if feature_checkpoints:
+        overrides.append("init.feature_checkpoints=" + ",".join(feature_checkpoints))
     if checkpoint:
         overrides.append(f"init.checkpoint={checkpoint}")
     if random_weights:
@@ -61,10 +66,10 @@ def _config(preset: str, method: str | None, feat_dim: int | None, sets: list[st
 
 
 def _job(data_root, dataset, scene, feature, mode, out, preset, method, feat_dim, sets, device, backend, quiet,
-         checkpoint=None, random_weights=False):
+         checkpoint=None, random_weights=False, feature_checkpoints=None):
     from feat2gs.job import Job
 
-    cfg = _config(preset, method, feat_dim, sets, device, backend, checkpoint, random_weights)
+    cfg = _config(preset, method, feat_dim, sets, device, backend, checkpoint, random_weights, feature_checkpoints)
     return Job.create(data_root, dataset, scene, feature, mode, cfg, out, progress=not quiet)
 
 
@@ -88,12 +93,13 @@ def make_scene_cmd(
 @app.command()
 def init(data_root: DataRoot, dataset: Dataset, scene: Scene, feature: Feature, preset: Preset = "protocol",
          method: Method = None, feat_dim: FeatDim = None, set_: Sets = None, force: Force = False,
-         device: Device = None, checkpoint: Checkpoint = None, random_weights: RandomWeights = False) -> None:
+         device: Device = None, checkpoint: Checkpoint = None, random_weights: RandomWeights = False,
+         feature_checkpoint: FeatureCheckpoints = None) -> None:
     """Step 1: pointmaps, cameras and per-pixel features of the training views."""
     from feat2gs.data.layout import SceneLayout
     from feat2gs.init.step import run_init
 
-    cfg = _config(preset, method, feat_dim, set_, device, None, checkpoint, random_weights)
+    cfg = _config(preset, method, feat_dim, set_, device, None, checkpoint, random_weights, feature_checkpoint)
     out = run_init(SceneLayout.open(data_root, dataset, scene), cfg.init, feature, force=force)
     console.print(f"[green]init[/green] ready: {out}")
 
@@ -165,10 +171,11 @@ def eval_cmd(data_root: DataRoot, dataset: Dataset, scene: Scene, feature: Featu
              preset: Preset = "protocol", method: Method = None, feat_dim: FeatDim = None, set_: Sets = None,
              force: Force = False, device: Device = None, backend: Backend = None, quiet: Quiet = False,
              no_video: Annotated[bool, typer.Option("--no-video", help="skip step 6")] = False,
-             checkpoint: Checkpoint = None, random_weights: RandomWeights = False) -> None:
+             checkpoint: Checkpoint = None, random_weights: RandomWeights = False,
+             feature_checkpoint: FeatureCheckpoints = None) -> None:
     """Steps 1–6 for one (scene, feature string, mode); steps already complete are skipped."""
     job = _job(data_root, dataset, scene, feature, mode, out, preset, method, feat_dim, set_, device, backend, quiet,
-               checkpoint, random_weights)
+               checkpoint, random_weights, feature_checkpoint)
     ran = job.run_all(force=force, video=not no_video)
     console.print(f"[green]eval[/green] {job.dir} (ran: {', '.join(k for k, v in ran.items() if v) or 'nothing'})")
     _print_results(job.dir / "results.json")

@@ -22,6 +22,7 @@ class InitConfig:
     method: str = "gt"  # pointmap source: gt (known cameras + depth), dust3r, mast3r
     image_size: int = 512  # long side of the step-1 working resolution (both sides then floored to /16)
     checkpoint: str | None = None  # dust3r/mast3r weights: .pth file, HF directory or hub id (default: official)
+    feature_checkpoints: str | None = None  # weights of feature backbones: "dino_b16=/path/a.pth,clip_b16=/path/b"
     random_weights: bool = False  # run dust3r/mast3r with random weights (pipeline tests only; flagged in outputs)
     batch_size: int = 1  # pairs per network call
     autocast: str | None = None  # CUDA only: bf16 or fp16
@@ -177,6 +178,17 @@ def config_from_dict(data: dict[str, Any]) -> ExperimentConfig:
         video=VideoConfig(**data.get("video", {})),
     )
     return cfg
+
+
+def parse_feature_checkpoints(text: str | None) -> dict[str, str]:
+    """``"name=path,name=path"`` -> {name: path}; an item without '=' is an error naming it."""
+    out: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        name, sep, path = item.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise ConfigError(f"init.feature_checkpoints: expected name=path, got {item!r}")
+        out[name.strip()] = path.strip()
+    return out
 
 
 def fingerprint(obj: Any) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from feat2gs.config import InitConfig, fingerprint
+from feat2gs.config import InitConfig, fingerprint, parse_feature_checkpoints
 from feat2gs.data.colmap import write_colmap_text
 from feat2gs.data.layout import SceneLayout
 from feat2gs.errors import DatasetError
@@ -52,7 +52,8 @@ def geometry_key(layout: SceneLayout, cfg: InitConfig) -> str:
 
 def step1_key(layout: SceneLayout, cfg: InitConfig, feat_string: str) -> str:
     return fingerprint({"geometry": geometry_key(layout, cfg), "feat_string": feat_string, "feat_dim": cfg.feat_dim,
-                        "pca": cfg.pca, "seed": cfg.seed})
+                        "pca": cfg.pca, "seed": cfg.seed,
+                        "feature_checkpoints": parse_feature_checkpoints(cfg.feature_checkpoints)})
 
 
 def step1_valid(directory: Path, key: str) -> bool:
@@ -75,8 +76,9 @@ def run_init(layout: SceneLayout, cfg: InitConfig, feat_string: str, force: bool
             return out
         t0 = time.perf_counter()
         result = get_init(cfg.method)(layout, cfg)
+        checkpoints = {cfg.method: cfg.checkpoint, **parse_feature_checkpoints(cfg.feature_checkpoints)}
         inputs = FeatureInputs(result.images, result.points, seed=cfg.seed, precomputed=result.precomputed,
-                               checkpoints={cfg.method: cfg.checkpoint}, random_weights=cfg.random_weights)
+                               checkpoints=checkpoints, random_weights=cfg.random_weights)
         feats = compose_features(feat_string, inputs, cfg.feat_dim, cfg.pca)
         if not torch.isfinite(feats).all():
             raise DatasetError(f"features {feat_string!r} of {layout.scene_dir} contain NaN/inf values")

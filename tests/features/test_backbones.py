@@ -242,3 +242,26 @@ def test_compose_with_a_backbone(offline_empty_caches):
     out = compose_features("dino_b16-iuvrgb", _inputs(48, 64), 8)
     assert out.shape == (2, 48, 64, 8)
     bb.clear_model_cache()
+
+
+def test_cli_feature_checkpoint_reaches_step1(scene_root, tmp_path, offline_empty_caches):
+    """`--feature-checkpoint dino_b16=FILE` (init.feature_checkpoints) is the file step 1 loads for that backbone."""
+    import json
+    import shutil
+
+    from feat2gs.config import make_config
+    from feat2gs.data.layout import SceneLayout
+    from feat2gs.errors import ConfigError
+    from feat2gs.init.step import run_init
+
+    root = tmp_path / "data"
+    shutil.copytree(scene_root, root)
+    layout = SceneLayout.open(root, "Synthetic", "blocks")
+    weights = tmp_path / "my_dino.pth"
+    torch.save(bb.load_backbone("dino_b16", random_weights=True).module.state_dict(), weights)
+    with pytest.raises(ConfigError, match="dino_b16"):  # no weights anywhere: a clear error, nothing written
+        run_init(layout, make_config("quick", ["init.image_size=48", "init.feat_dim=8"]).init, "dino_b16")
+    cfg = make_config("quick", ["init.image_size=48", "init.feat_dim=8", f"init.feature_checkpoints=dino_b16={weights}"])
+    out = run_init(layout, cfg.init, "dino_b16")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["feature_dim"] == 8 and manifest["random_weights"] is False
