@@ -4,7 +4,6 @@ No test downloads anything: networks are built with random weights, and the weig
 cache directories with sockets disabled.
 """
 
-import socket
 
 import pytest
 import torch
@@ -13,6 +12,7 @@ import yaml
 from feat2gs.errors import ConfigError
 from feat2gs.features import FeatureInputs, compose_features
 from feat2gs.features import backbones as bb
+from tests.features.conftest import backbone_inputs
 from feat2gs.features.backbones.config import parse_backbone_config
 
 ISSUE_NAMES = {"dino_b16", "dinov2_b14", "dinov2_b14_reg", "dinov2_l14", "clip_b16", "clip_b16_laion", "clip_l14",
@@ -24,27 +24,6 @@ PROTOCOL_CHANNELS = {"dino_b16": 768, "dinov2_b14": 768, "dinov2_b14_reg": 768, 
                      "clip_b16_laion": 512, "clip_l14": 768, "siglip_b16": 768, "siglip_l16": 1024, "deit3_b16": 768,
                      "convnext_in22k": 1024, "sam_base": 768, "sam_large": 1024, "mae_b16": 768, "mae_l16": 1024,
                      "midas_l16": 1024, "radio": 1280, "dift": 1280, "vggt_e": 1024, "vggt_d": 2048}
-
-
-def _inputs(h, w, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    images = torch.rand(2, h, w, 3, generator=gen)
-    return FeatureInputs(images, torch.zeros_like(images), random_weights=True)
-
-
-@pytest.fixture()
-def offline_empty_caches(tmp_path, monkeypatch):
-    """Every weight cache points into an empty tmp dir, HF is offline and opening a socket fails the test."""
-    for var in ("HF_HOME", "HF_HUB_CACHE", "TORCH_HOME", "XDG_CACHE_HOME", "HOME", "FEAT2GS_CHECKPOINTS"):
-        monkeypatch.setenv(var, str(tmp_path / var.lower()))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-    def no_network(*args, **kwargs):
-        raise AssertionError("the network was touched")
-
-    monkeypatch.setattr(socket.socket, "connect", no_network)
-    monkeypatch.setattr(socket, "create_connection", no_network)
-    return tmp_path
 
 
 # ---------------------------------------------------------------------------------------------- configs
@@ -95,7 +74,7 @@ def test_registration_and_unimplemented_backbones_are_never_substituted(offline_
     assert (spec.channels, spec.stride, spec.needs_weights) == (768, 14, True)
     for name in ("dift", "vggt_d", "radio"):
         with pytest.raises(bb.BackboneNotImplementedError, match=f"backbone '{name}' is not implemented yet \\(needs"):
-            registry._REGISTRY[name].extract(_inputs(32, 32))
+            registry._REGISTRY[name].extract(backbone_inputs(32, 32))
         assert bb.backbone_status(name) == (False, False, [])
 
 
@@ -137,7 +116,7 @@ def test_backbone_random_weights(name, offline_empty_caches):
     cfg = bb.load_backbone_config(name)
     sizes = [(48, 64), (64, 48)] + ([(45, 60)] if cfg.patch == 14 else [])  # 45x60: asymmetric centre padding
     for h, w in sizes:
-        inputs = _inputs(h, w)
+        inputs = backbone_inputs(h, w)
         feats = bb.extract_backbone(name, inputs, device="cpu")
         assert feats.shape == (2, round(h / cfg.stride), round(w / cfg.stride), cfg.channels)
         assert feats.dtype == torch.float32 and torch.isfinite(feats).all()
@@ -206,7 +185,7 @@ def test_local_weight_files_load(offline_empty_caches, monkeypatch):
     """Weights saved from a random network load back through every lookup path and give the same features."""
     from safetensors.torch import save_file
 
-    inputs = _inputs(32, 48)
+    inputs = backbone_inputs(32, 48)
     # timm via $FEAT2GS_CHECKPOINTS/<url file name>
     ref = bb.extract_backbone("dino_b16", inputs, device="cpu")
     sd = bb.load_backbone("dino_b16", random_weights=True).module.state_dict()
@@ -239,7 +218,7 @@ def test_local_weight_files_load(offline_empty_caches, monkeypatch):
 
 def test_compose_with_a_backbone(offline_empty_caches):
     bb.register_backbones()
-    out = compose_features("dino_b16-iuvrgb", _inputs(48, 64), 8)
+    out = compose_features("dino_b16-iuvrgb", backbone_inputs(48, 64), 8)
     assert out.shape == (2, 48, 64, 8)
     bb.clear_model_cache()
 

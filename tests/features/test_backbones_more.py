@@ -5,7 +5,6 @@ weight errors with empty offline caches, and key mapping from small checkpoints 
 """
 
 import dataclasses
-import socket
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ import torch
 
 from feat2gs.features import FeatureInputs
 from feat2gs.features import backbones as bb
+from tests.features.conftest import backbone_inputs
 from feat2gs.features.backbones import extra
 
 pytest.importorskip("transformers")
@@ -20,27 +20,6 @@ pytest.importorskip("segment_anything")
 
 NEW = ["mae_b16", "mae_l16", "sam_base", "sam_large", "midas_l16"]
 LARGE = {"mae_l16", "sam_large", "midas_l16"}
-
-
-def _inputs(h, w, n=2, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    images = torch.rand(n, h, w, 3, generator=gen)
-    return FeatureInputs(images, torch.zeros_like(images), random_weights=True)
-
-
-@pytest.fixture()
-def offline_empty_caches(tmp_path, monkeypatch):
-    for var in ("HF_HOME", "HF_HUB_CACHE", "TORCH_HOME", "XDG_CACHE_HOME", "HOME", "FEAT2GS_CHECKPOINTS"):
-        monkeypatch.setenv(var, str(tmp_path / var.lower()))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-    def no_network(*args, **kwargs):
-        raise AssertionError("the network was touched")
-
-    monkeypatch.setattr(socket.socket, "connect", no_network)
-    monkeypatch.setattr(socket, "create_connection", no_network)
-    yield tmp_path
-    bb.clear_model_cache()
 
 
 def _mae_reference_sincos(gh, gw, dim):
@@ -77,7 +56,7 @@ def test_new_configs():
 def test_new_backbone_random_weights(name, offline_empty_caches):
     cfg = bb.load_backbone_config(name)
     for h, w in [(48, 64), (64, 48)]:
-        inputs = _inputs(h, w)
+        inputs = backbone_inputs(h, w)
         feats = bb.extract_backbone(name, inputs, device="cpu")
         assert feats.shape == (2, h // 16, w // 16, cfg.channels)
         assert feats.dtype == torch.float32 and torch.isfinite(feats).all()
@@ -124,7 +103,7 @@ def test_mae_identity_order_and_sincos(offline_empty_caches):
 
 
 def test_sam_on_a_32x24_token_grid(offline_empty_caches):
-    inputs = _inputs(384, 512, n=1)
+    inputs = backbone_inputs(384, 512, n=1)
     feats = bb.extract_backbone("sam_base", inputs, device="cpu")
     assert feats.shape == (1, 24, 32, 768) and torch.isfinite(feats).all() and feats.std() > 0
     bb.clear_model_cache()
@@ -206,7 +185,7 @@ def test_mae_official_checkpoint_loads_from_the_hf_cache(offline_empty_caches, m
     monkeypatch.setitem(extra.MAE_SIZES, "facebook/vit-mae-base",
                         dict(hidden_size=64, num_hidden_layers=3, num_attention_heads=2, intermediate_size=128))
     cfg = dataclasses.replace(bb.load_backbone_config("mae_b16"), channels=64, block=2)
-    inputs = _inputs(48, 80)
+    inputs = backbone_inputs(48, 80)
     loaded = bb.load_backbone(cfg, random_weights=True)
     sd = loaded.module.state_dict()
     sd["embeddings.position_embeddings"] = torch.cat([torch.zeros(1, 64), _mae_reference_sincos(14, 14, 64)])[None]
@@ -247,7 +226,7 @@ def test_sam_official_checkpoint_loads(offline_empty_caches, monkeypatch):
 
     monkeypatch.setitem(segment_anything.sam_model_registry, "vit_b", tiny)
     cfg = dataclasses.replace(bb.load_backbone_config("sam_base"), channels=64, block=2)
-    inputs = _inputs(48, 80)
+    inputs = backbone_inputs(48, 80)
     torch.manual_seed(1)
     sam = tiny()
     full = {k: v.clone() for k, v in sam.state_dict().items()}  # the official layout: the whole Sam model
@@ -272,7 +251,7 @@ def test_sam_official_checkpoint_loads(offline_empty_caches, monkeypatch):
 def test_midas_checkpoint_key_mapping(offline_empty_caches, monkeypatch):
     cfg = dataclasses.replace(bb.load_backbone_config("midas_l16"), arch="vit_tiny_patch16_384", channels=192,
                               block=11)
-    inputs = _inputs(48, 80)
+    inputs = backbone_inputs(48, 80)
     loaded = bb.load_backbone(cfg, random_weights=True)
     ref = bb.run_backbone(loaded, inputs.images)
     sd = {f"pretrained.model.{k}": v.clone() for k, v in loaded.module.state_dict().items()}
