@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -113,7 +114,9 @@ class Job:
         return True
 
     # steps -----------------------------------------------------------------------------------------
-    def step1_dir(self) -> Path:
+    @cached_property
+    def step1(self) -> Path:
+        """Step-1 folder, computed (or validated and reused) once per Job: every later step reads it."""
         return run_init(self.layout, self.cfg.init, self.feat_string)
 
     def train_key(self, step1: Path) -> str:
@@ -122,7 +125,7 @@ class Job:
                             "backend": self.cfg.backend})
 
     def train(self, force: bool = False) -> bool:
-        step1 = self.step1_dir()
+        step1 = self.step1
         ensure_writable_dir(self.dir)
 
         def body() -> dict:
@@ -153,7 +156,7 @@ class Job:
         return self._run("train", self.train_key(step1), [self.ply_path], body, force)
 
     def test_pose_dir(self) -> Path:
-        return run_init_test_pose(self.layout, self.cfg.init, self.cfg.eval, self.step1_dir())
+        return run_init_test_pose(self.layout, self.cfg.init, self.cfg.eval, self.step1)
 
     def render_key(self, test_pose: Path) -> str:
         manifest = json.loads((test_pose / "manifest.json").read_text())
@@ -220,7 +223,7 @@ class Job:
             means = {k: (None if any(v[k] is None for v in per_view.values())
                          else float(np.mean([v[k] for v in per_view.values()]))) for k in keys}
             tag = f"ours_{self.iteration}"
-            step1 = json.loads((self.step1_dir() / "manifest.json").read_text())
+            step1 = json.loads((self.step1 / "manifest.json").read_text())
             summary = {tag: {**means, "num_views": len(per_view), "lpips_net": "vgg (v0.1)",
                              "lpips_note": lpips_message, "random_weights": step1.get("random_weights", False)}}
             atomic_write_json(self.dir / "results.json", summary)
@@ -255,10 +258,7 @@ class Job:
         """Steps 1–6 in order; returns which steps ran (False = skipped as already done)."""
         ensure_writable_dir(self.dir)
         with file_lock(self.dir / ".job.lock"):
-            ran = {"init": False}
-            before = self.step1_dir_valid()
-            self.step1_dir()
-            ran["init"] = not before
+            ran = {"init": not self.step1_dir_valid()}  # train() computes step 1 when it is missing
             ran["train"] = self.train(force)
             ran["render"] = self.render(force)
             ran["metrics"] = self.metrics(force)
