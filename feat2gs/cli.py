@@ -224,8 +224,10 @@ def backbones(
             weights = "-"
         elif available:
             weights = f"[green]local[/green] {where[0]}"
-        else:
+        elif where and not where[-1].startswith("missing "):
             weights = f"[yellow]missing[/yellow] ({cfg.hf_hub_id or cfg.url})"
+        else:
+            weights = f"[yellow]incomplete[/yellow] {where[0]}; " + "; ".join(where[1:])
         if verbose:
             weights += f"\nlayer: {cfg.layer}" + ("" if available else "\nlooked in: " + "; ".join(where))
         table.add_row(cfg.name, cfg.library, cfg.arch or "", str(cfg.stride), str(cfg.channels),

@@ -25,7 +25,8 @@ class InitConfig:
     feature_checkpoints: str | None = None  # weights of feature backbones: "dino_b16=/path/a.pth,clip_b16=/path/b"
     random_weights: bool = False  # run dust3r/mast3r with random weights (pipeline tests only; flagged in outputs)
     batch_size: int = 1  # pairs per network call
-    autocast: str | None = None  # CUDA only: bf16 or fp16
+    autocast: str | None = None  # CUDA only: bf16 or fp16 (dust3r/mast3r and feature backbones)
+    feature_cache: bool = True  # reuse raw backbone grids from <scene>/<N>_views/feature_cache
     align_iterations: int = 300  # dense global alignment
     feat_dim: int | None = 256  # PCA dimension; None keeps the raw width; tiny features skip PCA
     pca: str = "exact"  # exact (deterministic, sign-fixed) | lowrank (torch.pca_lowrank, seeded; the reference's)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from feat2gs.features.cache import cached_extract
 from feat2gs.features.pca import pca_project
 from feat2gs.features.registry import FeatureInputs, FeatureSpec, parse_feature_string
 
@@ -26,7 +27,9 @@ def _minmax(x: torch.Tensor) -> torch.Tensor:
 def _extract(spec: FeatureSpec, inputs: FeatureInputs) -> torch.Tensor:
     if spec.name in inputs.precomputed:
         return inputs.precomputed[spec.name].float().cpu()
-    return spec.extract(inputs).float().cpu()
+    identity = spec.cache_identity(inputs) if spec.cache_identity is not None else None
+    return cached_extract(inputs.cache_dir, spec.name, inputs.images, identity,
+                          lambda: spec.extract(inputs).float().cpu())
 
 
 def compose_features(

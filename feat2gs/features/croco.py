@@ -6,8 +6,11 @@ instead of running the network again.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
+from feat2gs.features.cache import file_identity
 from feat2gs.features.registry import FeatureInputs, FeatureSpec, register_feature
 from feat2gs.runinfo import resolve_device
 
@@ -28,7 +31,20 @@ def _encoder(kind: str):
     return extract
 
 
-register_feature(FeatureSpec("dust3r", 1024, 16, "DUSt3R ViT-L/16 encoder after enc_norm", _encoder("dust3r"),
-                             needs_weights=True))
-register_feature(FeatureSpec("mast3r", 1024, 16, "MASt3R ViT-L/16 encoder after enc_norm", _encoder("mast3r"),
-                             needs_weights=True))
+def _identity(kind: str):
+    def identity(inputs: FeatureInputs) -> str:
+        from feat2gs.init.dust3r.checkpoint import resolve_source
+
+        if inputs.random_weights:
+            return f"{kind} random:{inputs.seed}"
+        source_kind, where = resolve_source(inputs.checkpoints.get(kind), kind)
+        if source_kind == "hf_dir" and (Path(where) / "model.safetensors").is_file():
+            where = Path(where) / "model.safetensors"
+        return f"{kind} {source_kind} " + (file_identity(where) if isinstance(where, Path) else where)
+
+    return identity
+
+
+for _kind, _label in (("dust3r", "DUSt3R"), ("mast3r", "MASt3R")):
+    register_feature(FeatureSpec(_kind, 1024, 16, f"{_label} ViT-L/16 encoder after enc_norm", _encoder(_kind),
+                                 needs_weights=True, cache_identity=_identity(_kind)))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -29,6 +30,8 @@ class FeatureInputs:
     precomputed: dict[str, torch.Tensor] = field(default_factory=dict)
     checkpoints: dict[str, str | None] = field(default_factory=dict)  # weights per feature name (None: default)
     random_weights: bool = False  # build networks with random weights (never reported as pretrained)
+    autocast: str | None = None  # bf16 | fp16 for backbone networks on CUDA
+    cache_dir: Path | None = None  # raw network grids are cached here (features.cache); None: no cache
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,8 @@ class FeatureSpec:
     tiny: bool = False  # never PCA'd; kept aside at pixel level in concatenations (iuv, iuvrgb)
     control: bool = False  # a probe control (calibrates the probe) rather than a model's feature
     needs_weights: bool = False
+    # what, besides the images, determines the raw grid (weights identity, seed, ...); None: never cached
+    cache_identity: Callable[[FeatureInputs], str] | None = None
 
 
 _REGISTRY: dict[str, FeatureSpec] = {}

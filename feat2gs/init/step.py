@@ -47,6 +47,7 @@ def geometry_key(layout: SceneLayout, cfg: InitConfig) -> str:
     return fingerprint({
         "method": cfg.method, "image_size": cfg.image_size, "images": images_digest(layout.train_paths()),
         "checkpoint": cfg.checkpoint, "random_weights": cfg.random_weights, "align_iterations": cfg.align_iterations,
+        **({"autocast": cfg.autocast} if cfg.autocast else {}),
     })
 
 
@@ -78,7 +79,8 @@ def run_init(layout: SceneLayout, cfg: InitConfig, feat_string: str, force: bool
         result = get_init(cfg.method)(layout, cfg)
         checkpoints = {cfg.method: cfg.checkpoint, **parse_feature_checkpoints(cfg.feature_checkpoints)}
         inputs = FeatureInputs(result.images, result.points, seed=cfg.seed, precomputed=result.precomputed,
-                               checkpoints=checkpoints, random_weights=cfg.random_weights)
+                               checkpoints=checkpoints, random_weights=cfg.random_weights, autocast=cfg.autocast,
+                               cache_dir=layout.views_dir / "feature_cache" if cfg.feature_cache else None)
         feats = compose_features(feat_string, inputs, cfg.feat_dim, cfg.pca)
         if not torch.isfinite(feats).all():
             raise DatasetError(f"features {feat_string!r} of {layout.scene_dir} contain NaN/inf values")

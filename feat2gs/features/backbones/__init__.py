@@ -9,11 +9,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 
 import torch
 
+from feat2gs.features.backbones import dift, radio
 from feat2gs.features.backbones.config import (
     BackboneConfig,
     backbone_names,
@@ -40,13 +42,14 @@ from feat2gs.features.backbones.weights import (
     find_weights,
     resolve_weights,
 )
+from feat2gs.features.cache import file_identity
 from feat2gs.features.registry import FeatureInputs, FeatureSpec
 from feat2gs.runinfo import resolve_device
 
 __all__ = [
     "BackboneConfig", "BackboneNotImplementedError", "BackboneWeightsError", "LoadedBackbone", "backbone_names",
     "backbone_status", "centre_pad", "clear_model_cache", "config_dir", "download_hint", "extract_backbone",
-    "find_weights", "list_backbone_configs", "load_backbone", "load_backbone_config", "map_grid_to_image",
+    "find_weights", "list_backbone_configs", "missing_parts", "load_backbone", "load_backbone_config", "map_grid_to_image",
     "output_grid_size", "parse_backbone_config", "register_backbones", "resolve_weights", "run_backbone",
 ]
 
@@ -60,7 +63,18 @@ def extract_backbone(name: str, inputs: FeatureInputs, device: torch.device | st
     cfg = load_backbone_config(name)
     loaded = load_backbone(cfg, inputs.checkpoints.get(name), random_weights=inputs.random_weights,
                            seed=inputs.seed, device=device if device is not None else resolve_device("auto"))
-    return run_backbone(loaded, inputs.images)
+    return run_backbone(loaded, inputs.images, seed=inputs.seed, autocast=inputs.autocast)
+
+
+def backbone_cache_identity(name: str, inputs: FeatureInputs) -> str:
+    """Config, weights file (or random seed), DIFT noise seed and autocast: what the grid depends on besides images."""
+    cfg = load_backbone_config(name)
+    if inputs.random_weights:
+        weights = f"random:{inputs.seed}"
+    else:
+        weights = file_identity(resolve_weights(cfg, inputs.checkpoints.get(name)))
+    noise = f"noise seed {inputs.seed}" if cfg.output == "dift_up_block" else ""
+    return "|".join([repr(dataclasses.replace(cfg, path=None)), weights, noise, str(inputs.autocast)])
 
 
 def backbone_status(name: str) -> tuple[bool, bool, list[str]]:
@@ -69,7 +83,21 @@ def backbone_status(name: str) -> tuple[bool, bool, list[str]]:
     if not cfg.implemented:
         return False, False, []
     path, looked = find_weights(cfg, None)
-    return True, path is not None, ([str(path)] if path is not None else looked)
+    if path is None:
+        return True, False, looked
+    missing = missing_parts(cfg, path)
+    return True, not missing, [str(path)] + [f"missing {m}" for m in missing]
+
+
+def missing_parts(cfg: BackboneConfig, weights: Path) -> list[str]:
+    """What else a found weights file needs: RADIO's code checkout, the other Stable Diffusion components."""
+    if cfg.library == "torch_hub":
+        hubconf = radio.hub_repo_dir(cfg) / "hubconf.py"
+        return [] if hubconf.is_file() else [str(hubconf)]
+    if cfg.library == "diffusers":
+        root = dift.snapshot_root(weights)
+        return [f"{root / c}/" for c in dift.COMPONENTS if not (root / c).is_dir()]
+    return []
 
 
 def _description(cfg: BackboneConfig) -> str:
@@ -95,6 +123,7 @@ def register_backbones(directory: str | Path | None = None) -> list[str]:
         if cfg.name in registry._REGISTRY:
             continue
         registry.register_feature(FeatureSpec(cfg.name, cfg.channels, cfg.stride, _description(cfg),
-                                              functools.partial(extract_backbone, cfg.name), needs_weights=True))
+                                              functools.partial(extract_backbone, cfg.name), needs_weights=True,
+                                              cache_identity=functools.partial(backbone_cache_identity, cfg.name)))
         done.append(cfg.name)
     return done

@@ -4,12 +4,15 @@ Fields (see any shipped YAML):
   name, implemented (bool), library (timm | open_clip | ...), requires (pip package, unimplemented ones),
   arch (library model id, with the weights tag for timm), pretrained_tag / quick_gelu (open_clip),
   weights {hf_hub_id, files, url, protocol_source}, layer (text), block (index or null), output (how the grid
-  is produced: vit_tokens | clip_projected | convnext_last_stage), patch (network stride in pixels),
+  is produced: vit_tokens | clip_projected | convnext_last_stage | mae_hidden_states | sam_encoder_blocks |
+  dift_up_block | vggt_patch_embed | vggt_aggregator | radio_features), patch (network stride in pixels),
   stride (pixels per returned cell), channels, normalisation (imagenet | pm1 | unit | {mean, std}),
   padding (center | none | crop518), notes.
   Optional: checkpoint_prefix (timm: the checkpoint's keys under this prefix are the timm model's, e.g. MiDaS
-  ``pretrained.model.``). Outputs mae_hidden_states (transformers) / sam_encoder_blocks (segment_anything) take
-  ``block`` as hidden_states index / image-encoder block index.
+  ``pretrained.model.``). Outputs mae_hidden_states (transformers) / sam_encoder_blocks (segment_anything) /
+  dift_up_block (diffusers) take ``block`` as hidden_states index / image-encoder block index / UNet up-block index.
+  Library ``feat2gs``: our own implementation (VGGT); ``torch_hub``: the model's official code from the torch.hub
+  cache (RADIO).
 """
 
 from __future__ import annotations
@@ -28,10 +31,14 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 NORMALISATIONS = {"imagenet": (IMAGENET_MEAN, IMAGENET_STD), "pm1": ((0.5,) * 3, (0.5,) * 3),
                   "unit": ((0.0,) * 3, (1.0,) * 3)}
-OUTPUTS = {"vit_tokens", "clip_projected", "convnext_last_stage", "mae_hidden_states", "sam_encoder_blocks"}
+OUTPUTS = {"vit_tokens", "clip_projected", "convnext_last_stage", "mae_hidden_states", "sam_encoder_blocks",
+           "dift_up_block", "vggt_patch_embed", "vggt_aggregator", "radio_features"}
 PADDINGS = {"center", "none", "crop518"}
-IMPLEMENTED_LIBRARIES = {"timm", "open_clip", "transformers", "segment_anything"}
-_OUTPUT_LIBRARY = {"mae_hidden_states": "transformers", "sam_encoder_blocks": "segment_anything"}
+IMPLEMENTED_LIBRARIES = {"timm", "open_clip", "transformers", "segment_anything", "diffusers", "feat2gs", "torch_hub"}
+_OUTPUT_LIBRARY = {"mae_hidden_states": "transformers", "sam_encoder_blocks": "segment_anything",
+                   "dift_up_block": "diffusers", "vggt_patch_embed": "feat2gs", "vggt_aggregator": "feat2gs",
+                   "radio_features": "torch_hub"}
+_NEEDS_BLOCK = {"mae_hidden_states", "sam_encoder_blocks", "dift_up_block"}
 _REQUIRED = ("name", "implemented", "library", "weights", "layer", "patch", "stride", "channels", "normalisation",
              "padding", "notes")
 
@@ -146,12 +153,14 @@ def parse_backbone_config(data: Any, path: Path) -> BackboneConfig:
         want = _OUTPUT_LIBRARY.get(output)
         if (want is not None and library != want) or (want is None and library in _OUTPUT_LIBRARY.values()):
             raise _err(path, f"output {output!r} does not go with library {library!r}")
-        if output in _OUTPUT_LIBRARY and block is None:
+        if output in _NEEDS_BLOCK and block is None:
             raise _err(path, f"output {output!r} needs 'block'")
         if data.get("checkpoint_prefix") is not None and library != "timm":
             raise _err(path, "'checkpoint_prefix' is only used with timm")
         if output == "convnext_last_stage" and patch % stride:
             raise _err(path, "convnext: 'patch' (network stride) must be a multiple of the output 'stride'")
+        if (output == "vggt_patch_embed" or output == "vggt_aggregator") != (data["padding"] == "crop518"):
+            raise _err(path, "padding 'crop518' (VGGT's own 518-wide preprocessing) goes with the VGGT outputs only")
         if output != "convnext_last_stage" and patch != stride:
             raise _err(path, "ViT backbones return one cell per patch: 'stride' must equal 'patch'")
     elif not data.get("requires"):

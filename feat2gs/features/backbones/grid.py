@@ -48,10 +48,16 @@ def map_grid_to_image(grid: torch.Tensor, padded_size: tuple[int, int], pad: tup
     (hp, wp), (top, left), (h, w), (oh, ow) = padded_size, pad, image_size, out_size
     if (top, left) == (0, 0) and (hp, wp) == (h, w) and tuple(grid.shape[-2:]) == (oh, ow):
         return grid
-    dtype, device = grid.dtype, grid.device
-    ys = (torch.arange(oh, device=device, dtype=torch.float64) + 0.5) * (h / oh) + top  # padded-frame pixels
-    xs = (torch.arange(ow, device=device, dtype=torch.float64) + 0.5) * (w / ow) + left
-    ny, nx = 2 * ys / hp - 1, 2 * xs / wp - 1  # the grid spans [0, Hp] x [0, Wp] (align_corners=False)
-    sample = torch.stack(torch.meshgrid(nx, ny, indexing="xy"), dim=-1).to(dtype)  # [oh, ow, 2] as (x, y)
+    ys = (torch.arange(oh, dtype=torch.float64) + 0.5) * (h / oh) + top  # padded-frame pixels
+    xs = (torch.arange(ow, dtype=torch.float64) + 0.5) * (w / ow) + left
+    return sample_grid(grid, ys, xs, (hp, wp))
+
+
+def sample_grid(grid: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, frame_size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear samples of a grid [N, C, gh, gw] that tiles a ``frame_size`` (H, W) pixel frame, at the pixel
+    coordinates ``ys`` [oh] x ``xs`` [ow] of that frame (outside: the border cell) -> [N, C, oh, ow]."""
+    fh, fw = frame_size
+    ny, nx = (2 * ys / fh - 1).to(grid.device), (2 * xs / fw - 1).to(grid.device)  # align_corners=False frame
+    sample = torch.stack(torch.meshgrid(nx, ny, indexing="xy"), dim=-1).to(grid.dtype)  # [oh, ow, 2] as (x, y)
     sample = sample[None].expand(grid.shape[0], -1, -1, -1)
     return F.grid_sample(grid, sample, mode="bilinear", padding_mode="border", align_corners=False)

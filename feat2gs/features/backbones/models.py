@@ -1,5 +1,6 @@
-"""Build the implemented backbones (timm, open_clip; transformers MAE and segment_anything SAM, see :mod:`.extra`)
-and extract their token grids.
+"""Build the implemented backbones and extract their token grids: timm, open_clip (here); transformers MAE,
+segment_anything SAM, MiDaS (:mod:`.extra`); diffusers DIFT (:mod:`.dift`); our VGGT (:mod:`.vggt`); RADIO through
+NVIDIA's code (:mod:`.radio`).
 
 Every model is built with its library's architecture and *no* download: pretrained weights come from a local file
 found by :mod:`weights` (the lookup runs before anything is built), or the network keeps a seeded random init when
@@ -11,12 +12,13 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 
 from feat2gs.errors import ConfigError
-from feat2gs.features.backbones import extra
+from feat2gs.features.backbones import dift, extra, radio, vggt
 from feat2gs.features.backbones.config import BackboneConfig, load_backbone_config
 from feat2gs.features.backbones.grid import (
     centre_pad,
@@ -52,7 +54,8 @@ class LoadedBackbone:
     def device(self) -> torch.device:
         return next(self.module.parameters()).device
 
-    def grid(self, x: torch.Tensor) -> torch.Tensor:
+    def grid(self, x: torch.Tensor, first: int = 0, seed: int = 0) -> torch.Tensor:
+        """Normalised, padded [n, 3, Hp, Wp] -> [n, C, gh, gw]; ``first``/``seed``: DIFT's per-image noise."""
         if self.cfg.output == "vit_tokens":
             out = self.module.forward_intermediates(x, indices=[self.cfg.block], norm=False, output_fmt="NCHW",
                                                     intermediates_only=True)
@@ -65,6 +68,10 @@ class LoadedBackbone:
             return extra.mae_grid(self.module, x, self.cfg.block)
         if self.cfg.output == "sam_encoder_blocks":
             return extra.sam_grid(self.module, x, self.cfg.block)
+        if self.cfg.output == "dift_up_block":
+            return self.module(x, first=first, seed=seed)
+        if self.cfg.output == "radio_features":
+            return self.module(x)
         raise ConfigError(f"backbone {self.cfg.name!r}: unknown output kind {self.cfg.output!r}")
 
 
@@ -156,7 +163,9 @@ def _clip_tokens(visual: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 # ------------------------------------------------------------------------------------------------------------------
 
 _BUILDERS = {"timm": _build_timm, "open_clip": _build_open_clip, "transformers": extra.build_mae,
-             "segment_anything": extra.build_sam}
+             "segment_anything": extra.build_sam, "diffusers": dift.build_dift, "feat2gs": vggt.build_vggt,
+             "torch_hub": radio.build_radio}
+AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 _CACHE: dict[tuple, LoadedBackbone] = {}
 
 
@@ -198,29 +207,49 @@ def max_pixels() -> int:
         raise ConfigError(f"${MAX_PIXELS_ENV} must be an integer, got {value!r}") from exc
 
 
+def autocast_dtype(name: str | None) -> torch.dtype | None:
+    if name is None:
+        return None
+    if name not in AUTOCAST:
+        raise ConfigError(f"autocast must be one of {sorted(AUTOCAST)} or unset, got {name!r}")
+    return AUTOCAST[name]
+
+
 @torch.no_grad()
-def run_backbone(loaded: LoadedBackbone, images: torch.Tensor, pixel_budget: int | None = None) -> torch.Tensor:
+def run_backbone(loaded: LoadedBackbone, images: torch.Tensor, pixel_budget: int | None = None, seed: int = 0,
+                 autocast: str | None = None) -> torch.Tensor:
     """images [N, H, W, 3] in [0, 1] -> [N, round(H/stride), round(W/stride), C] float32 on the CPU.
 
     Normalises with the config's statistics, centre-pads with zeros to a multiple of the network stride, runs the
     network in chunks of at most ``pixel_budget`` padded pixels (at least one image), and maps each grid back onto
-    the unpadded pixels (:func:`grid.map_grid_to_image`).
+    the unpadded pixels (:func:`grid.map_grid_to_image`). VGGT sees all views at once (its global attention couples
+    them) after its own preprocessing (:func:`vggt.extract_vggt`). ``autocast`` (bf16 | fp16) applies on CUDA only.
     """
     cfg = loaded.cfg
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ConfigError(f"backbone {cfg.name!r} expects images [N, H, W, 3], got {tuple(images.shape)}")
+    dtype = autocast_dtype(autocast)
     n, h, w, _ = images.shape
     mean = torch.tensor(cfg.mean, dtype=torch.float32).view(1, 3, 1, 1)
     std = torch.tensor(cfg.std, dtype=torch.float32).view(1, 3, 1, 1)
+    device = loaded.device
+    amp = torch.autocast("cuda", dtype=dtype) if dtype is not None and device.type == "cuda" else nullcontext()
+    if cfg.padding == "crop518":
+        x = ((images.float().permute(0, 3, 1, 2) - mean) / std).to(device)
+        with amp:
+            grid = vggt.extract_vggt(loaded.module, x, cfg.stride)
+        return grid.float().permute(0, 2, 3, 1).cpu().contiguous()
     out_size = output_grid_size(h, w, cfg.stride)
     hp, wp = h + (-h) % cfg.patch, w + (-w) % cfg.patch
     chunk = max(1, (pixel_budget or max_pixels()) // (hp * wp))
     outs = []
     for start in range(0, n, chunk):
         x = images[start:start + chunk].float().permute(0, 3, 1, 2)
-        x = ((x - mean) / std).to(loaded.device)
+        x = ((x - mean) / std).to(device)
         x, pad = centre_pad(x, cfg.patch)
-        grid = loaded.grid(x).float()
+        with amp:
+            grid = loaded.grid(x, first=start, seed=seed)
+        grid = grid.float()
         expected = (hp // cfg.patch, wp // cfg.patch)
         if tuple(grid.shape[-2:]) != expected or grid.shape[1] != cfg.channels:
             raise RuntimeError(f"backbone {cfg.name!r} returned a {tuple(grid.shape[1:])} grid, expected "
