@@ -59,7 +59,7 @@ def _config(preset: str, method: str | None, feat_dim: int | None, sets: list[st
     if feat_dim is not None:
         overrides.append(f"init.feat_dim={feat_dim}")
     if device:
-        overrides.append(f"device={device}")
+        overrides += [f"device={device}", f"init.device={device}"]
     if backend:
         overrides.append(f"backend={backend}")
     return make_config(preset, overrides)

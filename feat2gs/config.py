@@ -27,6 +27,7 @@ class InitConfig:
     batch_size: int = 1  # pairs per network call
     autocast: str | None = None  # CUDA only: bf16 or fp16 (dust3r/mast3r and feature backbones)
     feature_cache: bool = True  # reuse raw backbone grids from <scene>/<N>_views/feature_cache
+    device: str = "auto"  # where step-1 networks run (--device sets this and the top-level device)
     align_iterations: int = 300  # dense global alignment
     feat_dim: int | None = 256  # PCA dimension; None keeps the raw width; tiny features skip PCA
     pca: str = "exact"  # exact (deterministic, sign-fixed) | lowrank (torch.pca_lowrank, seeded; the reference's)

@@ -30,3 +30,11 @@ def test_config_round_trip_and_fingerprint():
     assert again == cfg
     assert fingerprint(cfg.to_dict()) == fingerprint(again.to_dict())
     assert fingerprint(cfg.to_dict()) != fingerprint(make_config("quick").to_dict())
+
+
+def test_device_option_reaches_step1_networks():
+    from feat2gs.cli import _config
+
+    cfg = _config("quick", None, None, None, "cpu", None, None, False, None)
+    assert cfg.device == "cpu" and cfg.init.device == "cpu"
+    assert make_config("quick").init.device == "auto"

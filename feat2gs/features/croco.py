@@ -17,15 +17,17 @@ from feat2gs.runinfo import resolve_device
 
 def _encoder(kind: str):
     def extract(inputs: FeatureInputs) -> torch.Tensor:
+        from feat2gs.features.backbones.models import autocast_dtype
         from feat2gs.init.dust3r import load_dust3r
 
-        device = resolve_device("auto")
+        device = resolve_device(inputs.device)
+        autocast = autocast_dtype(inputs.autocast) if device.type == "cuda" else None
         loaded = load_dust3r(inputs.checkpoints.get(kind), kind, device, random_weights=inputs.random_weights)
         feats = []
         with torch.no_grad():
             for img in inputs.images:
                 x = ((img.permute(2, 0, 1)[None] - 0.5) / 0.5).to(device)
-                feats.append(loaded.model.encoder_features(x)[0].float().cpu())
+                feats.append(loaded.model.encoder_features(x, autocast=autocast)[0].float().cpu())
         return torch.stack(feats)
 
     return extract

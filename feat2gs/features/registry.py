@@ -32,6 +32,7 @@ class FeatureInputs:
     random_weights: bool = False  # build networks with random weights (never reported as pretrained)
     autocast: str | None = None  # bf16 | fp16 for backbone networks on CUDA
     cache_dir: Path | None = None  # raw network grids are cached here (features.cache); None: no cache
+    device: str = "auto"  # where networks run: auto | cpu | cuda[:i]
 
 
 @dataclass(frozen=True)

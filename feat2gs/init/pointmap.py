@@ -35,7 +35,7 @@ def network_pointmaps(images: torch.Tensor, kind: str, cfg: InitConfig, known_fo
     from feat2gs.init.align import global_align
     from feat2gs.init.dust3r import load_dust3r, make_pairs_complete, run_pairs
 
-    device = resolve_device("auto")
+    device = resolve_device(cfg.device)
     loaded = load_dust3r(cfg.checkpoint, kind, device, random_weights=cfg.random_weights)
     n, h, w, _ = images.shape
     imgs = [(img.permute(2, 0, 1)[None] - 0.5) / 0.5 for img in images]

@@ -340,3 +340,17 @@ def test_zoo_configs():
     assert bb.load_backbone_config("dift").mean == bb.config.IMAGENET_MEAN  # paper-compatible default
     assert bb.load_backbone_config("dift_pm1").mean == (0.5, 0.5, 0.5)  # the flag-like fixed variant
     assert bb.load_backbone_config("vggt_d").padding == "crop518" and bb.load_backbone_config("vggt_e").stride == 14
+
+
+def test_autocast_names_are_checked_and_cpu_runs_stay_fp32(offline_empty_caches):
+    from feat2gs.errors import ConfigError
+    from feat2gs.features.backbones.models import autocast_dtype
+
+    assert autocast_dtype("bf16") == torch.bfloat16 and autocast_dtype(None) is None
+    with pytest.raises(ConfigError, match="autocast must be one of"):
+        autocast_dtype("fp32")
+    inputs = backbone_inputs(32, 48)
+    plain = bb.extract_backbone("dino_b16", inputs, device="cpu")
+    inputs.autocast = "fp16"  # CUDA only: ignored on the CPU
+    assert torch.equal(bb.extract_backbone("dino_b16", inputs, device="cpu"), plain)
+    bb.clear_model_cache()

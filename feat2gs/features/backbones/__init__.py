@@ -62,7 +62,7 @@ def extract_backbone(name: str, inputs: FeatureInputs, device: torch.device | st
     """
     cfg = load_backbone_config(name)
     loaded = load_backbone(cfg, inputs.checkpoints.get(name), random_weights=inputs.random_weights,
-                           seed=inputs.seed, device=device if device is not None else resolve_device("auto"))
+                           seed=inputs.seed, device=device if device is not None else resolve_device(inputs.device))
     return run_backbone(loaded, inputs.images, seed=inputs.seed, autocast=inputs.autocast)
 
 
