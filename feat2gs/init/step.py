@@ -80,7 +80,8 @@ def run_init(layout: SceneLayout, cfg: InitConfig, feat_string: str, force: bool
         checkpoints = {cfg.method: cfg.checkpoint, **parse_feature_checkpoints(cfg.feature_checkpoints)}
         inputs = FeatureInputs(result.images, result.points, seed=cfg.seed, precomputed=result.precomputed,
                                checkpoints=checkpoints, random_weights=cfg.random_weights, autocast=cfg.autocast,
-                               cache_dir=layout.views_dir / "feature_cache" if cfg.feature_cache else None)
+                               cache_dir=layout.views_dir / "feature_cache" if cfg.feature_cache else None,
+                               device=cfg.device)
         feats = compose_features(feat_string, inputs, cfg.feat_dim, cfg.pca)
         if not torch.isfinite(feats).all():
             raise DatasetError(f"features {feat_string!r} of {layout.scene_dir} contain NaN/inf values")
