@@ -6,57 +6,17 @@
 from __future__ import annotations
 
 import argparse
-import math
 import resource
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # feat2gs and benchmarks._common from the checkout
 
-from feat2gs.geometry.rotation import normalize_quat
-from feat2gs.render import Gaussians, RenderSettings, rasterize
-
-
-def random_scene(n: int, width: int, height: int, device: torch.device, seed: int = 0):
-    """Gaussians spread over the view frustum at depth 2..6, each about 0.2..1 px in screen-space sigma
-    (so 2..4 px bounding radius), SH degree 3 with small view-dependent terms; identity camera."""
-    g = torch.Generator().manual_seed(seed)
-    focal = 0.8 * width
-    K = torch.tensor([[focal, 0.0, width / 2], [0.0, focal, height / 2], [0.0, 0.0, 1.0]])
-    z = 2.0 + 4.0 * torch.rand(n, generator=g)
-    u = torch.rand(n, generator=g) * width
-    v = torch.rand(n, generator=g) * height
-    means = torch.stack([(u - width / 2) * z / focal, (v - height / 2) * z / focal, z], dim=-1)
-    sigma_px = torch.exp(torch.empty(n, 3).uniform_(math.log(0.2), math.log(1.0), generator=g))
-    scales = sigma_px * z[:, None] / focal
-    sh = 0.1 * torch.randn(n, 16, 3, generator=g)
-    sh[:, 0] = (torch.rand(n, 3, generator=g) - 0.5) / 0.28209479177387814
-    gaussians = Gaussians(
-        means=means,
-        quats=normalize_quat(torch.randn(n, 4, generator=g)),
-        scales=scales,
-        opacities=0.1 + 0.85 * torch.rand(n, generator=g),
-        colors=sh,
-    )
-    fields = {k: v.to(device).requires_grad_() for k, v in vars(gaussians).items()}
-    return Gaussians(**fields), torch.eye(4, device=device), K.to(device)
-
-
-def timed(fn, repeats: int, device: torch.device) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return times
+from benchmarks._common import random_scene, timed
+from feat2gs.render import RenderSettings, rasterize
 
 
 def main() -> None:

@@ -34,6 +34,45 @@ class TrainResult:
     features: torch.Tensor | None = None  # fine-tuned per-Gaussian features (ft modes only), CPU
 
 
+class _LossLog:
+    """Losses of the iterations since the last read-back, kept on the device.
+
+    Reading a loss back (``float(loss)``) makes the host wait for the device, so it is done once per
+    ``log_every`` iterations, not every iteration. The first non-finite loss is still named exactly: its
+    iteration, phase and value are kept with it and checked when the window is read back.
+    """
+
+    def __init__(self, warm_iterations: int, log_every: int) -> None:
+        self.warm_iterations = warm_iterations
+        self.log_every = log_every
+        self.pending: list[tuple[int, str, torch.Tensor]] = []
+        self.ema: float | None = None
+
+    def add(self, it: int, phase: str, loss: torch.Tensor) -> None:
+        self.pending.append((it, phase, loss.detach()))
+
+    def flush(self) -> float | None:
+        """Read the pending losses back (one synchronisation), update the EMA and return the last loss.
+
+        Raises TrainingDivergedError at the first non-finite one. The window is emptied first, so a second call
+        from an error handler is a no-op.
+        """
+        pending, self.pending = self.pending, []
+        if not pending:
+            return None
+        values = torch.stack([loss for _, _, loss in pending]).tolist()
+        for (it, phase, _), value in zip(pending, values):
+            if not math.isfinite(value):
+                raise TrainingDivergedError(
+                    f"loss became {value} at iteration {it} ({phase} phase; losses are read back every "
+                    f"{self.log_every} iterations, this check covered iterations {pending[0][0]}-{pending[-1][0]}); "
+                    "nothing was saved as final. Try a lower learning rate or check the features for NaN/inf."
+                )
+            reset = self.ema is None or it == self.warm_iterations + 1
+            self.ema = value if reset else 0.9 * self.ema + 0.1 * value
+        return values[-1]
+
+
 def _render_lrs(cfg: TrainConfig, extent: float) -> dict[str, float]:
     return {"xyz": cfg.position_lr_init * extent, "f_dc": cfg.feature_lr, "f_rest": cfg.feature_sh_lr,
             "opacity": cfg.opacity_lr, "scaling": cfg.scaling_lr, "rotation": cfg.rotation_lr,
@@ -73,58 +112,57 @@ def train_readout(
 
     history: list[dict[str, float]] = []
     order: list[int] = []
-    ema = None
+    losses = _LossLog(cfg.warm_iterations, cfg.log_every)
     t0 = time.perf_counter()
     bar = tqdm(range(1, cfg.iterations + 1), desc=f"train {mode.name}", disable=not progress, mininterval=0.5,
                unit="it", dynamic_ncols=True)
-    for it in bar:
-        if it <= cfg.warm_iterations:
-            lr = exp_lr(it, cfg.warm_lr_init, cfg.warm_lr_final, cfg.warm_iterations)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            raw = readout()
-            loss = sum((raw[k] - init[k]).abs().mean() for k in mode.heads)
-            ll1 = torch.zeros(())
-            phase = "warm"
-        else:
-            step = it - cfg.warm_iterations
-            if step == 1 and mode.finetune_features and not cfg.ft_render_phase:
-                readout.features.requires_grad_(False)
-            for group in opt.param_groups:
-                name = group["name"]
-                if name == "pose":
-                    group["lr"] = exp_lr(step, cfg.pose_lr_init, cfg.pose_lr_final, cfg.pose_lr_max_steps)
-                elif name == "xyz":
-                    group["lr"] = exp_lr(step, cfg.position_lr_init, cfg.position_lr_final,
-                                         cfg.position_lr_max_steps) * render_lrs["xyz"] / cfg.position_lr_init
-                else:
-                    group["lr"] = render_lrs[name]
-            if not order:
-                order = list(range(len(views)))
-                rng.shuffle(order)
-            idx = order.pop()
-            raw = readout()
-            out = rasterize(activate(raw), pose_vec_to_viewmat(poses[idx]), Ks[idx], views[idx].camera.width,
-                            views[idx].camera.height, settings, backend=backend)
-            loss, ll1 = photometric_loss(out.image, views[idx].image, cfg.lambda_dssim)
-            if scale_reg:
-                loss = loss + scale_reg * (raw["scaling"] - init["scaling"]).abs().mean()
-            phase = "render"
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            bar.close()
-            raise TrainingDivergedError(
-                f"loss became {value} at iteration {it} ({phase} phase); nothing was saved as final. "
-                "Try a lower learning rate or check the features for NaN/inf."
-            )
-        loss.backward()
-        if it < cfg.iterations:  # as the reference: the last iteration does not step
-            opt.step()
-        opt.zero_grad(set_to_none=True)
-        ema = value if ema is None or it == cfg.warm_iterations + 1 else 0.9 * ema + 0.1 * value
-        if it % cfg.log_every == 0 or it == cfg.iterations:
-            history.append({"iteration": it, "phase": phase, "loss": value, "l1": float(ll1.detach())})
-            bar.set_postfix(loss=f"{ema:.4f}", phase=phase)
+    try:
+        for it in bar:
+            if it <= cfg.warm_iterations:
+                lr = exp_lr(it, cfg.warm_lr_init, cfg.warm_lr_final, cfg.warm_iterations)
+                for group in opt.param_groups:
+                    group["lr"] = lr
+                raw = readout()
+                loss = sum((raw[k] - init[k]).abs().mean() for k in mode.heads)
+                ll1 = torch.zeros(())
+                phase = "warm"
+            else:
+                step = it - cfg.warm_iterations
+                if step == 1 and mode.finetune_features and not cfg.ft_render_phase:
+                    readout.features.requires_grad_(False)
+                for group in opt.param_groups:
+                    name = group["name"]
+                    if name == "pose":
+                        group["lr"] = exp_lr(step, cfg.pose_lr_init, cfg.pose_lr_final, cfg.pose_lr_max_steps)
+                    elif name == "xyz":
+                        group["lr"] = exp_lr(step, cfg.position_lr_init, cfg.position_lr_final,
+                                             cfg.position_lr_max_steps) * render_lrs["xyz"] / cfg.position_lr_init
+                    else:
+                        group["lr"] = render_lrs[name]
+                if not order:
+                    order = list(range(len(views)))
+                    rng.shuffle(order)
+                idx = order.pop()
+                raw = readout()
+                out = rasterize(activate(raw), pose_vec_to_viewmat(poses[idx]), Ks[idx], views[idx].camera.width,
+                                views[idx].camera.height, settings, backend=backend)
+                loss, ll1 = photometric_loss(out.image, views[idx].image, cfg.lambda_dssim)
+                if scale_reg:
+                    loss = loss + scale_reg * (raw["scaling"] - init["scaling"]).abs().mean()
+                phase = "render"
+            losses.add(it, phase, loss)
+            loss.backward()
+            if it < cfg.iterations:  # as the reference: the last iteration does not step
+                opt.step()
+            opt.zero_grad(set_to_none=True)
+            if it % cfg.log_every == 0 or it == cfg.iterations:
+                value = losses.flush()
+                history.append({"iteration": it, "phase": phase, "loss": value, "l1": float(ll1.detach())})
+                bar.set_postfix(loss=f"{losses.ema:.4f}", phase=phase)
+    except Exception:
+        bar.close()
+        losses.flush()  # a loss that had already become NaN/inf is the real cause of a later failure: name it
+        raise
     seconds = time.perf_counter() - t0
     with torch.no_grad():
         raw = {k: v.detach().cpu() for k, v in readout().items()}
