@@ -17,6 +17,17 @@ def backbone_inputs(h: int, w: int, n: int = 2, seed: int = 0) -> FeatureInputs:
     return FeatureInputs(images, torch.zeros_like(images), random_weights=True)
 
 
+def assert_missing_weights_explained(hints: dict[str, str], cache_root) -> None:
+    """Each backbone without weights raises our error naming the caches looked at and the fetch command."""
+    for name, hint in hints.items():
+        with pytest.raises(bb.BackboneWeightsError) as info:
+            bb.extract_backbone(name, FeatureInputs(torch.rand(1, 32, 32, 3), torch.zeros(1, 32, 32, 3)), device="cpu")
+        msg = str(info.value)
+        assert f"no pretrained weights for backbone '{name}'" in msg and hint in msg, msg
+        assert str(cache_root) in msg
+        assert bb.backbone_status(name)[:2] == (True, False)
+
+
 @pytest.fixture()
 def offline_empty_caches(tmp_path, monkeypatch):
     """Every weight cache points into an empty tmp dir, HF is offline and opening a socket fails the test."""

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from feat2gs.features import FeatureInputs
 from feat2gs.features import backbones as bb
-from tests.features.conftest import backbone_inputs
+from tests.features.conftest import assert_missing_weights_explained, backbone_inputs
 from feat2gs.features.backbones import extra
 
 pytest.importorskip("transformers")
@@ -147,13 +146,7 @@ def test_new_backbones_missing_weights(offline_empty_caches, monkeypatch):
              "sam_base": "wget https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth",
              "sam_large": "wget https://dl.fbaipublicfiles.com/segment_anything/sam_vit_l_0b3195.pth",
              "midas_l16": "wget https://github.com/isl-org/MiDaS/releases/download/v3/dpt_large_384.pt"}
-    for name, hint in hints.items():
-        with pytest.raises(bb.BackboneWeightsError) as info:
-            bb.extract_backbone(name, FeatureInputs(torch.rand(1, 32, 32, 3), torch.zeros(1, 32, 32, 3)), device="cpu")
-        msg = str(info.value)
-        assert f"no pretrained weights for backbone '{name}'" in msg and hint in msg, msg
-        assert str(offline_empty_caches) in msg
-        assert bb.backbone_status(name)[:2] == (True, False)
+    assert_missing_weights_explained(hints, offline_empty_caches)
     msg = str(pytest.raises(bb.BackboneWeightsError, bb.resolve_weights, bb.load_backbone_config("sam_base")).value)
     assert "torch_home/hub/checkpoints (sam_vit_b_01ec64.pth)" in msg  # torch.hub's checkpoint dir is searched
 
