@@ -17,6 +17,24 @@ def backbone_inputs(h: int, w: int, n: int = 2, seed: int = 0) -> FeatureInputs:
     return FeatureInputs(images, torch.zeros_like(images), random_weights=True)
 
 
+def assert_random_weight_grids(name: str, sizes: list[tuple[int, int]]):
+    """The real architecture with random weights on images of several aspect ratios: grid shape (stride, channels),
+    finite, image-dependent, deterministic, and the same when run one image at a time. Returns the loaded network."""
+    cfg = bb.load_backbone_config(name)
+    for h, w in sizes:
+        inputs = backbone_inputs(h, w)
+        feats = bb.extract_backbone(name, inputs, device="cpu")
+        assert feats.shape == (2, round(h / cfg.stride), round(w / cfg.stride), cfg.channels)
+        assert feats.dtype == torch.float32 and torch.isfinite(feats).all()
+        assert feats.std() > 0 and not torch.allclose(feats[0], feats[1])
+        assert torch.equal(feats, bb.extract_backbone(name, inputs, device="cpu"))
+    loaded = bb.load_backbone(cfg, random_weights=True, device="cpu")  # the cached network
+    assert loaded.random_weights and loaded.origin == "random"
+    chunked = bb.run_backbone(loaded, inputs.images, pixel_budget=1)  # one image per pass
+    assert torch.allclose(chunked, feats, atol=1e-4)
+    return loaded
+
+
 def assert_missing_weights_explained(hints: dict[str, str], cache_root) -> None:
     """Each backbone without weights raises our error naming the caches looked at and the fetch command."""
     for name, hint in hints.items():

@@ -12,7 +12,7 @@ import yaml
 from feat2gs.errors import ConfigError
 from feat2gs.features import FeatureInputs, compose_features
 from feat2gs.features import backbones as bb
-from tests.features.conftest import backbone_inputs
+from tests.features.conftest import assert_random_weight_grids, backbone_inputs
 from feat2gs.features.backbones.config import parse_backbone_config
 
 ISSUE_NAMES = {"dino_b16", "dinov2_b14", "dinov2_b14_reg", "dinov2_l14", "clip_b16", "clip_b16_laion", "clip_l14",
@@ -115,17 +115,7 @@ def test_backbone_random_weights(name, offline_empty_caches):
     """Real architecture, random weights: shape, stride, channels, determinism, chunking and the layer taken."""
     cfg = bb.load_backbone_config(name)
     sizes = [(48, 64), (64, 48)] + ([(45, 60)] if cfg.patch == 14 else [])  # 45x60: asymmetric centre padding
-    for h, w in sizes:
-        inputs = backbone_inputs(h, w)
-        feats = bb.extract_backbone(name, inputs, device="cpu")
-        assert feats.shape == (2, round(h / cfg.stride), round(w / cfg.stride), cfg.channels)
-        assert feats.dtype == torch.float32 and torch.isfinite(feats).all()
-        assert feats.std() > 0 and not torch.allclose(feats[0], feats[1])
-        assert torch.equal(feats, bb.extract_backbone(name, inputs, device="cpu"))  # deterministic
-    loaded = bb.load_backbone(cfg, random_weights=True, device="cpu")  # the cached network
-    assert loaded.random_weights and loaded.origin == "random"
-    chunked = bb.run_backbone(loaded, inputs.images, pixel_budget=1)  # one image per pass
-    assert torch.allclose(chunked, feats, atol=1e-4)
+    loaded = assert_random_weight_grids(name, sizes)
     m = loaded.module
     if cfg.output == "vit_tokens":  # last block output, no final norm, prefix tokens dropped
         x = torch.randn(1, 3, 4 * cfg.patch, 5 * cfg.patch)

@@ -11,7 +11,11 @@ import pytest
 import torch
 
 from feat2gs.features import backbones as bb
-from tests.features.conftest import assert_missing_weights_explained, backbone_inputs
+from tests.features.conftest import (
+    assert_missing_weights_explained,
+    assert_random_weight_grids,
+    backbone_inputs,
+)
 from feat2gs.features.backbones import extra
 
 pytest.importorskip("transformers")
@@ -54,17 +58,7 @@ def test_new_configs():
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in LARGE else n for n in NEW])
 def test_new_backbone_random_weights(name, offline_empty_caches):
     cfg = bb.load_backbone_config(name)
-    for h, w in [(48, 64), (64, 48)]:
-        inputs = backbone_inputs(h, w)
-        feats = bb.extract_backbone(name, inputs, device="cpu")
-        assert feats.shape == (2, h // 16, w // 16, cfg.channels)
-        assert feats.dtype == torch.float32 and torch.isfinite(feats).all()
-        assert feats.std() > 0 and not torch.allclose(feats[0], feats[1])
-        assert torch.equal(feats, bb.extract_backbone(name, inputs, device="cpu"))
-    loaded = bb.load_backbone(cfg, random_weights=True, device="cpu")
-    assert loaded.random_weights and loaded.origin == "random"
-    chunked = bb.run_backbone(loaded, inputs.images, pixel_budget=1)
-    assert torch.allclose(chunked, feats, atol=1e-4)
+    loaded = assert_random_weight_grids(name, [(48, 64), (64, 48)])
     m = loaded.module
     if cfg.library == "transformers":
         assert len(extra.mae_layers(m)) == cfg.block + 1  # hidden_states[L-1]

@@ -14,7 +14,11 @@ import yaml
 from feat2gs.features import FeatureInputs
 from feat2gs.features import backbones as bb
 from feat2gs.features.backbones import dift, radio, vggt
-from tests.features.conftest import assert_missing_weights_explained, backbone_inputs
+from tests.features.conftest import (
+    assert_missing_weights_explained,
+    assert_random_weight_grids,
+    backbone_inputs,
+)
 
 pytest.importorskip("diffusers")
 
@@ -39,17 +43,7 @@ def _small_cfg(name: str, **changes) -> bb.BackboneConfig:
 def test_zoo_backbone_random_weights(name, offline_empty_caches, narrow_vggt):
     cfg = bb.load_backbone_config(name)
     assert cfg.implemented and cfg.channels == {"vggt_e": 1024, "vggt_d": 2048}.get(name, 1280)
-    for h, w in [(48, 64), (64, 48)]:
-        inputs = backbone_inputs(h, w)
-        feats = bb.extract_backbone(name, inputs, device="cpu")
-        assert feats.shape == (2, round(h / cfg.stride), round(w / cfg.stride), cfg.channels)
-        assert feats.dtype == torch.float32 and torch.isfinite(feats).all()
-        assert feats.std() > 0 and not torch.allclose(feats[0], feats[1])
-        assert torch.equal(feats, bb.extract_backbone(name, inputs, device="cpu"))
-    loaded = bb.load_backbone(cfg, random_weights=True, device="cpu")
-    assert loaded.random_weights and loaded.origin == "random"
-    chunked = bb.run_backbone(loaded, inputs.images, pixel_budget=1)
-    assert torch.allclose(chunked, feats, atol=1e-4)  # DIFT: per-image noise does not depend on the chunking
+    loaded = assert_random_weight_grids(name, [(48, 64), (64, 48)])  # DIFT: its noise ignores the chunking too
     m = loaded.module
     if cfg.library == "diffusers":
         assert sum(p.numel() for p in m.unet.parameters()) == 865_910_724  # SD 2.x UNet
