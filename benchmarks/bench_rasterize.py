@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import sys
 import time
@@ -28,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # feat2gs and benc
 from benchmarks._common import device_name, random_scene, sync, timed
 from feat2gs.render import RenderSettings, has_gsplat, rasterize
 from feat2gs.render.api import GSPLAT_INSTALL_HINT
-from feat2gs.runinfo import versions
+from feat2gs.runinfo import peak_memory_mb, resolve_device, versions
 
 
 def parse_args() -> argparse.Namespace:
@@ -47,11 +46,9 @@ def parse_args() -> argparse.Namespace:
 
 
 def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda: no CUDA device is visible to torch (torch.cuda.is_available() is False)")
-    return torch.device(name)
+    return resolve_device(name)
 
 
 def usable_backends(requested: str, device: torch.device) -> list[str]:
@@ -73,12 +70,6 @@ def spread(times: list[float]) -> dict[str, float]:
     """Median and interquartile range in milliseconds (quartiles need at least two samples)."""
     q1, q2, q3 = statistics.quantiles(times, n=4) if len(times) > 1 else (times[0],) * 3
     return {"median_ms": 1e3 * q2, "iqr_ms": 1e3 * (q3 - q1)}
-
-
-def peak_memory_mib(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def bench_one(backend: str, n: int, args: argparse.Namespace, device: torch.device) -> dict:
@@ -110,7 +101,7 @@ def bench_one(backend: str, n: int, args: argparse.Namespace, device: torch.devi
     with torch.no_grad():
         visible = int((render().radii > 0).sum())
     return {"backend": backend, "gaussians": n, "visible": visible, "first_call_ms": 1e3 * first,
-            "forward": spread(fwd), "forward_backward": spread(fwd_bwd), "peak_mib": peak_memory_mib(device)}
+            "forward": spread(fwd), "forward_backward": spread(fwd_bwd), "peak_mib": peak_memory_mb(device)}
 
 
 def run_one(backend: str, n: int, args: argparse.Namespace, device: torch.device) -> dict:

@@ -61,9 +61,10 @@ def _read(path: Path, n_images: int) -> torch.Tensor | None:
 
 def cached_extract(cache_dir: Path | None, name: str, images: torch.Tensor, identity: str | None,
                    compute: Callable[[], torch.Tensor]) -> torch.Tensor:
-    """``compute()`` -> [N, h, w, C], read from / written to the cache when a directory and identity are given."""
+    """``compute()`` -> [N, h, w, C] float32 on the CPU, read from / written to the cache when a directory and
+    identity are given."""
     if cache_dir is None or identity is None:
-        return compute()
+        return compute().float().cpu()
     path = cache_file(cache_dir, name, images, identity)
     if path.is_file():
         feats = _read(path, images.shape[0])

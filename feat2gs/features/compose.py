@@ -29,7 +29,7 @@ def _extract(spec: FeatureSpec, inputs: FeatureInputs) -> torch.Tensor:
         return inputs.precomputed[spec.name].float().cpu()
     identity = spec.cache_identity(inputs) if spec.cache_identity is not None else None
     return cached_extract(inputs.cache_dir, spec.name, inputs.images, identity,
-                          lambda: spec.extract(inputs).float().cpu())
+                          lambda: spec.extract(inputs))
 
 
 def compose_features(

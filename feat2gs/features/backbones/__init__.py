@@ -96,7 +96,7 @@ def missing_parts(cfg: BackboneConfig, weights: Path) -> list[str]:
         return [] if hubconf.is_file() else [str(hubconf)]
     if cfg.library == "diffusers":
         root = dift.snapshot_root(weights)
-        return [f"{root / c}/" for c in dift.COMPONENTS if not (root / c).is_dir()]
+        return [f"{root / c}/" for c in dift.missing_components(root)]
     return []
 
 

@@ -39,6 +39,7 @@ _OUTPUT_LIBRARY = {"mae_hidden_states": "transformers", "sam_encoder_blocks": "s
                    "dift_up_block": "diffusers", "vggt_patch_embed": "feat2gs", "vggt_aggregator": "feat2gs",
                    "radio_features": "torch_hub"}
 _NEEDS_BLOCK = {"mae_hidden_states", "sam_encoder_blocks", "dift_up_block"}
+_VGGT_OUTPUTS = {"vggt_patch_embed", "vggt_aggregator"}  # the only outputs with VGGT's own crop518 preprocessing
 _REQUIRED = ("name", "implemented", "library", "weights", "layer", "patch", "stride", "channels", "normalisation",
              "padding", "notes")
 
@@ -159,7 +160,7 @@ def parse_backbone_config(data: Any, path: Path) -> BackboneConfig:
             raise _err(path, "'checkpoint_prefix' is only used with timm")
         if output == "convnext_last_stage" and patch % stride:
             raise _err(path, "convnext: 'patch' (network stride) must be a multiple of the output 'stride'")
-        if (output == "vggt_patch_embed" or output == "vggt_aggregator") != (data["padding"] == "crop518"):
+        if (output in _VGGT_OUTPUTS) != (data["padding"] == "crop518"):
             raise _err(path, "padding 'crop518' (VGGT's own 518-wide preprocessing) goes with the VGGT outputs only")
         if output != "convnext_last_stage" and patch != stride:
             raise _err(path, "ViT backbones return one cell per patch: 'stride' must equal 'patch'")

@@ -97,6 +97,11 @@ def snapshot_root(weights: Path) -> Path:
     return weights.parent.parent
 
 
+def missing_components(root: Path) -> list[str]:
+    """The Stable Diffusion component folders absent from ``root``."""
+    return [c for c in COMPONENTS if not (root / c).is_dir()]
+
+
 def _empty_prompt_ids() -> torch.Tensor:
     ids = torch.full((1, PROMPT_LENGTH), PAD, dtype=torch.long)
     ids[0, :2] = torch.tensor([BOS, EOS])
@@ -112,7 +117,7 @@ def _load_components(cfg: BackboneConfig, root: Path):
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
-    missing = [c for c in COMPONENTS if not (root / c).is_dir()]
+    missing = missing_components(root)
     if missing:
         raise BackboneWeightsError(f"{root} is not a complete diffusers Stable Diffusion folder for backbone "
                                    f"{cfg.name!r}: missing {', '.join(missing)}/. Fetch it with\n  "
@@ -146,8 +151,9 @@ def build_dift(cfg: BackboneConfig, weights: Path | None) -> DiftModel:
         prompt_embeds = text.eval()(ids)[0]
     del text
     vae.decoder = None  # only the encoder is used
-    channels = unet.up_blocks[cfg.block].resnets[-1].conv2.out_channels if cfg.block is not None else None
+    model = DiftModel(unet, vae, scheduler, prompt_embeds, cfg.block)  # checks the block index
+    channels = unet.up_blocks[cfg.block].resnets[-1].conv2.out_channels
     if channels != cfg.channels:
         raise ConfigError(f"backbone {cfg.name!r}: UNet up-block {cfg.block} has {channels} channels, the config "
                           f"says {cfg.channels}")
-    return DiftModel(unet, vae, scheduler, prompt_embeds, cfg.block)
+    return model

@@ -47,7 +47,7 @@ def read_state_dict(path: Path, name: str) -> dict[str, torch.Tensor]:
     return sd
 
 
-def _strict_load(module: torch.nn.Module, sd: dict, path: Path, cfg: BackboneConfig, what: str,
+def strict_load(module: torch.nn.Module, sd: dict, path: Path, cfg: BackboneConfig, what: str,
                  optional: tuple[str, ...] = ()) -> None:
     own = module.state_dict()
     missing = [k for k in own if k not in sd and not k.startswith(optional)]
@@ -135,7 +135,7 @@ def build_mae(cfg: BackboneConfig, weights: Path | None) -> torch.nn.Module:
     model.feat2gs_pos_layout = "xy"
     if weights is not None:
         sd = mae_official_to_local(read_state_dict(weights, cfg.name), model)
-        _strict_load(model, sd, weights, cfg, f"transformers ViTMAEModel {cfg.arch}")
+        strict_load(model, sd, weights, cfg, f"transformers ViTMAEModel {cfg.arch}")
         # the checkpoint's (224-pixel) table says which sin-cos layout the weights were trained with
         table = model.embeddings.position_embeddings[0, 1:].detach().float()
         g = int(round(table.shape[0] ** 0.5))
@@ -180,7 +180,7 @@ def build_sam(cfg: BackboneConfig, weights: Path | None) -> torch.nn.Module:
     if weights is not None:
         sd = read_state_dict(weights, cfg.name)
         sd = {k[len("image_encoder."):]: v for k, v in sd.items() if k.startswith("image_encoder.")}
-        _strict_load(encoder, sd, weights, cfg, f"segment_anything {cfg.arch} (image encoder)")
+        strict_load(encoder, sd, weights, cfg, f"segment_anything {cfg.arch} (image encoder)")
     return encoder
 
 
@@ -211,4 +211,4 @@ def load_prefixed_timm_weights(model: torch.nn.Module, cfg: BackboneConfig, weig
     if not sub:
         raise BackboneWeightsError(f"{weights} holds no '{prefix}*' keys; it is not a checkpoint for backbone "
                                    f"{cfg.name!r} ({cfg.weights.get('protocol_source')})")
-    _strict_load(model, sub, weights, cfg, f"timm {cfg.arch}", optional=("head.",))
+    strict_load(model, sub, weights, cfg, f"timm {cfg.arch}", optional=("head.",))

@@ -29,6 +29,7 @@ from torch import nn
 
 from feat2gs.errors import ConfigError
 from feat2gs.features.backbones.config import BackboneConfig
+from feat2gs.features.backbones.extra import read_state_dict, strict_load
 from feat2gs.features.backbones.grid import output_grid_size, sample_grid
 from feat2gs.features.backbones.weights import BackboneWeightsError
 from feat2gs.init.dust3r.rope import rope2d
@@ -147,27 +148,16 @@ def _official_patch_embed_to_timm(sd: dict[str, torch.Tensor], model: nn.Module)
 
 def load_official(module: VGGTEncoder, path: Path, cfg: BackboneConfig) -> None:
     """Load ``aggregator.*`` of a VGGT checkpoint (the heads are ignored) strictly into ``module``."""
-    from feat2gs.features.backbones.extra import read_state_dict
-
     sd = read_state_dict(path, cfg.name)
     agg = {k[len("aggregator."):]: v for k, v in sd.items() if k.startswith("aggregator.")}
     if not agg:
         raise BackboneWeightsError(f"{path} holds no 'aggregator.*' keys; it is not a VGGT checkpoint for backbone "
                                    f"{cfg.name!r} ({cfg.weights.get('protocol_source')})")
     pe = {k[len("patch_embed."):]: v for k, v in agg.items() if k.startswith("patch_embed.")}
-    rest = {k: v for k, v in agg.items() if not k.startswith("patch_embed.")}
-    if not isinstance(module, VGGTAggregator):
-        rest = {}
-    own = module.state_dict()
     ours = {f"patch_embed.{k}": v for k, v in _official_patch_embed_to_timm(pe, module.patch_embed).items()}
-    ours.update(rest)
-    missing = [k for k in own if k not in ours]
-    unexpected = [k for k in ours if k not in own]
-    bad = [k for k in own if k in ours and tuple(ours[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or bad:
-        raise BackboneWeightsError(f"the weights in {path} do not fit the VGGT aggregator for backbone {cfg.name!r}: "
-                                   f"missing {missing[:5]}, unexpected {unexpected[:5]}, shape mismatch {bad[:5]}")
-    module.load_state_dict(ours, strict=True)
+    if isinstance(module, VGGTAggregator):  # vggt_e takes the patch embedding only
+        ours.update({k: v for k, v in agg.items() if not k.startswith("patch_embed.")})
+    strict_load(module, ours, path, cfg, "the VGGT aggregator")
 
 
 def build_vggt(cfg: BackboneConfig, weights: Path | None) -> VGGTEncoder:
