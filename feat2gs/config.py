@@ -29,6 +29,7 @@ class InitConfig:
     feature_cache: bool = True  # reuse raw backbone grids from <scene>/<N>_views/feature_cache
     device: str = "auto"  # where step-1 networks run (--device sets this and the top-level device)
     align_iterations: int = 300  # dense global alignment
+    mast3r_alignment: str = "dense"  # mast3r init: sparse (the reference's sparse global alignment) | dense
     feat_dim: int | None = 256  # PCA dimension; None keeps the raw width; tiny features skip PCA
     pca: str = "exact"  # exact (deterministic, sign-fixed) | lowrank (torch.pca_lowrank, seeded; the reference's)
     vis_feat: bool = True  # write the feature visualisation PNG
@@ -84,6 +85,7 @@ class VideoConfig:
     resolution: int | None = None  # long side; None = training resolution
     white_background: bool = True
     depth_normal: bool = False
+    met3r: bool = False  # also score consecutive frame pairs with MET3R (multi-view consistency)
 
 
 @dataclass
