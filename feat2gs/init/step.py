@@ -48,6 +48,7 @@ def geometry_key(layout: SceneLayout, cfg: InitConfig) -> str:
         "method": cfg.method, "image_size": cfg.image_size, "images": images_digest(layout.train_paths()),
         "checkpoint": cfg.checkpoint, "random_weights": cfg.random_weights, "align_iterations": cfg.align_iterations,
         **({"autocast": cfg.autocast} if cfg.autocast else {}),
+        **({"mast3r_alignment": cfg.mast3r_alignment} if cfg.method == "mast3r" else {}),
     })
 
 
