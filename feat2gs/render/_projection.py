@@ -13,6 +13,8 @@ from feat2gs.geometry.rotation import quat_to_rotmat
 # meaningless screen footprints.
 FOV_MARGIN = 0.3
 ALPHA_THRESHOLD = 1.0 / 255.0  # fainter contributions are skipped; a Gaussian this faint is culled outright
+# Cap, in standard deviations, of the half-extent of a Gaussian's screen box (gsplat 1.5's CUDA projection).
+MAX_EXTENT_SIGMAS = 3.33
 
 
 @dataclass
@@ -22,7 +24,7 @@ class Projected:
     means2d: torch.Tensor  # [N, 2] pixel coordinates of the projected centre
     conics: torch.Tensor  # [N, 3] (a, b, c) of the inverse 2D covariance [[a, b], [b, c]]
     depths: torch.Tensor  # [N] camera-space z
-    radii: torch.Tensor  # [N] int32 pixel radius of the 3-sigma bounding square, 0 = culled
+    radii: torch.Tensor  # [N, 2] int32 half-width and half-height of the screen box, (0, 0) = culled
 
 
 def project_gaussians(
@@ -40,15 +42,19 @@ def project_gaussians(
 ) -> Projected:
     """Project Gaussians; differentiable w.r.t. means, quats, scales and viewmat (not K).
 
-    Culled (radius 0): centre not strictly between the near and far planes, singular screen covariance,
-    bounding square off-screen, or opacity below the alpha threshold (gsplat 1.5 culls those too).
+    The screen box and the culling are those of gsplat 1.5.3's CUDA projection (``ProjectionEWA3DGSFused.cu``):
+    per axis, radius = ceil(e * sqrt(blurred screen variance)) with e = min(3.33, sqrt(2 ln(255 opacity))), the
+    Mahalanobis distance at which alpha falls to 1/255. Every pixel centre whose alpha reaches 1/255 lies in this
+    box, so evaluating the box's pixels gives what gsplat's evaluation of whole 16 x 16 tiles gives.
+    Culled (radii 0): centre in front of the near or beyond the far plane, singular screen covariance, opacity
+    below the alpha threshold, or a box entirely off-screen.
     """
     fx, _, cx, _, fy, cy = K.detach()[:2].reshape(-1).tolist()
     R_cam, t_cam = viewmat[:3, :3], viewmat[:3, 3]
     means_c = means @ R_cam.T + t_cam  # [N, 3]
     x, y, z = means_c.unbind(-1)
 
-    in_depth = (z > near_plane) & (z < far_plane)
+    in_depth = (z >= near_plane) & (z <= far_plane)
     # Culled Gaussians get z = 1 so that no inf/NaN enters the graph (their gradients would be NaN otherwise).
     z = torch.where(in_depth, z, torch.ones_like(z))
     means2d = torch.stack([fx * x / z + cx, fy * y / z + cy], dim=-1)
@@ -72,13 +78,12 @@ def project_gaussians(
     conics = torch.stack([c, -b, a], dim=-1) / det.clamp_min(1e-10)[:, None]
 
     with torch.no_grad():
-        # Largest eigenvalue; the floor on the discriminant is that of gsplat's PyTorch reference.
-        mid = 0.5 * (a + c)
-        lam_max = mid + torch.sqrt(torch.clamp_min(mid * mid - det, 0.01))
-        radius = torch.ceil(3.0 * torch.sqrt(lam_max))
+        extent = torch.sqrt(2.0 * torch.log(opacities.detach().clamp_min(ALPHA_THRESHOLD) / ALPHA_THRESHOLD))
+        extent = extent.clamp_max(MAX_EXTENT_SIGMAS)
+        rx, ry = torch.ceil(extent * torch.sqrt(a.clamp_min(0))), torch.ceil(extent * torch.sqrt(c.clamp_min(0)))
         u, v = means2d.unbind(-1)
-        on_screen = (u + radius > 0) & (u - radius < width) & (v + radius > 0) & (v - radius < height)
-        valid = in_depth & (det > 0) & on_screen & (opacities >= ALPHA_THRESHOLD)
-        radii = torch.where(valid, radius, torch.zeros_like(radius)).to(torch.int32)
+        on_screen = (u + rx > 0) & (u - rx < width) & (v + ry > 0) & (v - ry < height)
+        valid = in_depth & (det > 0) & (opacities >= ALPHA_THRESHOLD) & ((rx > 0) | (ry > 0)) & on_screen
+        radii = torch.where(valid[:, None], torch.stack([rx, ry], dim=-1), 0.0).to(torch.int32)
 
     return Projected(means2d=means2d, conics=conics, depths=means_c[:, 2], radii=radii)

@@ -1,7 +1,8 @@
 """Reference rasteriser in plain PyTorch: runs on any device, differentiable through autograd.
 
 It reproduces gsplat's classic 3DGS semantics without tiles. Every Gaussian is paired with the pixels inside
-its 3-sigma bounding square; the pairs that pass gsplat's tests are sorted by one int64 key
+its screen box (gsplat's per-axis, opacity-aware box, which holds every pixel its alpha test can pass, so the
+result is the same as gsplat's per-tile evaluation); the pairs that pass gsplat's tests are sorted by one int64 key
 (pixel, depth rank) so that each pixel's Gaussians form a contiguous, front-to-back segment; transmittance is
 an exclusive cumulative sum of log(1 - alpha) within segments (float64, then exp). The decisions (which pairs
 exist, the 1/255 alpha floor, the transmittance cut-off) are taken without autograd; the kept pairs are then
@@ -40,8 +41,9 @@ def rasterize_torch(
         gaussians.means, gaussians.quats, gaussians.scales, gaussians.opacities, viewmat, K, width, height,
         settings.near_plane, settings.far_plane, settings.eps2d,
     )
-    # Visible Gaussians in front-to-back order: the position in `vis` is the depth rank.
-    vis = torch.nonzero(proj.radii > 0).squeeze(1)
+    # Visible Gaussians in front-to-back order: the position in `vis` is the depth rank. gsplat gives tiles only
+    # to boxes with both radii > 0.
+    vis = torch.nonzero((proj.radii > 0).all(dim=-1)).squeeze(1)
     vis = vis[torch.argsort(proj.depths.detach()[vis], stable=True)]
 
     splats = torch.cat(  # [Nv, 6] = (u, v, conic a, b, c, opacity)
@@ -66,7 +68,8 @@ def rasterize_torch(
         image = (accum[:, :3] + (1.0 - alpha) * background).reshape(height, width, 3)
     if with_depth:
         depth = (accum[:, -1:] / alpha.clamp_min(DEPTH_EPS)).reshape(height, width, 1)
-    return RenderOutput(image=image, alpha=alpha.reshape(height, width, 1), depth=depth, radii=proj.radii)
+    radii = proj.radii.amax(dim=-1)  # [N]: the larger half-extent, as the gsplat adapter reports it
+    return RenderOutput(image=image, alpha=alpha.reshape(height, width, 1), depth=depth, radii=radii)
 
 
 def _visible_rgb(
@@ -113,7 +116,7 @@ def _exclusive_segment_cumsum(
 @torch.no_grad()
 def _composited_pairs(
     splats: torch.Tensor,  # [Nv, 6] detached, rows in depth order
-    radii: torch.Tensor,  # [Nv] int32
+    radii: torch.Tensor,  # [Nv, 2] int32 box half-extents (x, y)
     width: int,
     height: int,
     max_pairs_per_chunk: int,
@@ -122,12 +125,12 @@ def _composited_pairs(
     n = max(splats.shape[0], 1)
     device = splats.device
     u, v = splats[:, 0], splats[:, 1]
-    r = radii.to(u.dtype)
-    # Pixels whose centre (x + 0.5) lies within [u - r, u + r], clipped to the image.
-    x0 = torch.ceil(u - r - 0.5).clamp(0, width).long()
-    x1 = (torch.floor(u + r - 0.5) + 1).clamp(0, width).long()
-    y0 = torch.ceil(v - r - 0.5).clamp(0, height).long()
-    y1 = (torch.floor(v + r - 0.5) + 1).clamp(0, height).long()
+    rx, ry = radii.to(u.dtype).unbind(-1)
+    # Pixels whose centre (x + 0.5) lies within [u - rx, u + rx] x [v - ry, v + ry], clipped to the image.
+    x0 = torch.ceil(u - rx - 0.5).clamp(0, width).long()
+    x1 = (torch.floor(u + rx - 0.5) + 1).clamp(0, width).long()
+    y0 = torch.ceil(v - ry - 0.5).clamp(0, height).long()
+    y1 = (torch.floor(v + ry - 0.5) + 1).clamp(0, height).long()
     nx = (x1 - x0).clamp_min(0)
     counts = nx * (y1 - y0).clamp_min(0)  # [Nv]
 

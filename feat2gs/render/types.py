@@ -46,7 +46,8 @@ class RenderSettings:
 @dataclass
 class RenderOutput:
     """image [H, W, 3] (None for "ED"), alpha [H, W, 1], depth [H, W, 1] expected depth (None for "RGB"),
-    radii [N] integer pixel radii (0 = culled)."""
+    radii [N] int32: the larger half-extent in pixels of each Gaussian's screen box (gsplat's per-axis radii,
+    reduced by max), 0 = culled."""
 
     image: torch.Tensor | None
     alpha: torch.Tensor

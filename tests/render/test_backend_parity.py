@@ -1,11 +1,10 @@
-"""The torch reference against gsplat 1.5.3 on random scenes (needs CUDA and gsplat).
+"""The torch backend against the real gsplat 1.5.3 CUDA kernels on random scenes (needs CUDA and gsplat).
 
-Known, intended differences bound the tolerances: gsplat tests a Gaussian at every pixel of each 16 x 16
-tile its bounding box touches (1.5.3 sizes that box per axis, min(3.33, sqrt(2 ln(255 opacity))) sigma),
-while the torch backend only visits pixels within its square of radius ceil(3 sqrt(largest eigenvalue)).
-Pixels outside that square have alpha <= opacity * exp(-4.5) ~ 0.011 * opacity, so images differ only by
-faint fringes; projection, SH, compositing and expected depth are otherwise the same computation
-(projection and SH were checked against gsplat 1.5.3's PyTorch reference to float64 round-off).
+On CPU, ``test_gsplat_reference.py`` proves in float64 that both backends mean what gsplat's PyTorch reference
+means (same Gaussians, same pixels, same compositing) to round-off. What is left for a GPU is float32 arithmetic:
+gsplat's kernels use fast-math ``__expf``/``__logf`` and another summation order, so a pixel-Gaussian pair whose
+alpha sits on the 1/255 threshold (or a pixel on the 1e-4 transmittance cut) can be decided differently. One such
+flip changes a pixel by at most about 1/255 of a colour; the tolerances below allow a few overlapping ones.
 """
 
 from __future__ import annotations
@@ -21,8 +20,8 @@ pytestmark = [
 ]
 
 W, H, FOCAL = 64, 48, 60.0
-FRINGE_MAX = 0.05  # per-pixel bound on the fringe difference (a few overlapping faint tails)
-MEAN_TOL = 2e-3  # mean absolute difference over the image
+FRINGE_MAX = 0.05  # per-pixel bound: a few threshold flips of ~1/255 each, plus float32 round-off
+MEAN_TOL = 2e-3  # mean absolute difference over the image: flips are rare, round-off is ~1e-6
 
 
 def render_both(scene: Gaussians, settings: RenderSettings, make_pinhole):
@@ -62,8 +61,9 @@ def test_torch_matches_gsplat(make_random_scene, make_pinhole, seed, sh_degree):
     solid = (ref.alpha > 0.5) & (gs.alpha > 0.5)
     rel = ((ref.depth - gs.depth).abs() / gs.depth)[solid]
     assert rel.max() <= 1e-2 and rel.mean() <= 1e-3
-    # Same Gaussians kept; radii agree up to gsplat's per-axis, opacity-aware extent.
+    # Same Gaussians kept; the same per-axis, opacity-aware boxes, up to a float32 ceil() landing one pixel over.
     assert torch.equal(ref.radii > 0, gs.radii > 0)
+    assert (ref.radii - gs.radii).abs().max() <= 1
 
     for name, g_ref in grads["torch"].items():
         g_gs = grads["gsplat"][name].flatten()
