@@ -11,14 +11,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from feat2gs import ui
 from feat2gs.config import PRESETS, make_config
 from feat2gs.errors import Feat2GSError
 from feat2gs.sweep.cli_commands import build_dataset_command, report_command
 from feat2gs.sweep.sweep_commands import sweep_app
 
+try:  # typer >= 0.20 vendors click; earlier versions use the click package
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click import exceptions as click_errors
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Probe the 3D awareness of visual foundation models with Gaussian splatting.")
-console = Console(stderr=True)
 
 DataRoot = Annotated[Path, typer.Option("--data-root", "-d", help="dataset root holding dataset_split.json")]
 Dataset = Annotated[str, typer.Option("--dataset", help="dataset name in dataset_split.json")]
@@ -52,8 +57,8 @@ def _config(preset: str, method: str | None, feat_dim: int | None, sets: list[st
         overrides.append(f"init.checkpoint={checkpoint}")
     if random_weights:
         overrides.append("init.random_weights=true")
-        console.print("[bold yellow]warning:[/bold yellow] --random-weights: networks run with random weights; "
-                      "outputs test the pipeline only and are marked random_weights=true")
+        ui.warn("--random-weights: networks run with random weights; outputs test the pipeline only and are "
+                "marked random_weights=true")
     if method:
         overrides.append(f"init.method={method}")
     if feat_dim is not None:
@@ -74,7 +79,7 @@ def _job(data_root, dataset, scene, feature, mode, out, preset, method, feat_dim
 
 
 def _say(ran: bool, step: str, where: Path) -> None:
-    console.print(f"[green]{step}[/green] {'done' if ran else 'already complete, skipped'}: {where}")
+    ui.say(f"{'done' if ran else 'already complete, skipped'}: {where}", step)
 
 
 @app.command("make-scene")
@@ -87,7 +92,7 @@ def make_scene_cmd(
     from feat2gs.data.synthetic import make_scene
 
     path = make_scene(out, dataset, scene, n_train, n_test, width, height, seed, overwrite)
-    console.print(f"[green]scene written[/green]: {path}")
+    ui.say(str(path), "scene written:")
 
 
 @app.command()
@@ -101,7 +106,7 @@ def init(data_root: DataRoot, dataset: Dataset, scene: Scene, feature: Feature, 
 
     cfg = _config(preset, method, feat_dim, set_, device, None, checkpoint, random_weights, feature_checkpoint)
     out = run_init(SceneLayout.open(data_root, dataset, scene), cfg.init, feature, force=force)
-    console.print(f"[green]init[/green] ready: {out}")
+    ui.say(f"ready: {out}", "init")
 
 
 @app.command()
@@ -128,7 +133,7 @@ def init_test_pose(data_root: DataRoot, dataset: Dataset, scene: Scene, preset: 
     layout = SceneLayout.open(data_root, dataset, scene)
     step1 = run_init(layout, cfg.init, feature) if cfg.init.method != "gt" else None
     out = run_init_test_pose(layout, cfg.init, cfg.eval, step1, force=force)
-    console.print(f"[green]init-test-pose[/green] ready: {out}")
+    ui.say(f"ready: {out}", "init-test-pose")
 
 
 @app.command()
@@ -177,7 +182,7 @@ def eval_cmd(data_root: DataRoot, dataset: Dataset, scene: Scene, feature: Featu
     job = _job(data_root, dataset, scene, feature, mode, out, preset, method, feat_dim, set_, device, backend, quiet,
                checkpoint, random_weights, feature_checkpoint)
     ran = job.run_all(force=force, video=not no_video)
-    console.print(f"[green]eval[/green] {job.dir} (ran: {', '.join(k for k, v in ran.items() if v) or 'nothing'})")
+    ui.say(f"{job.dir} (ran: {', '.join(k for k, v in ran.items() if v) or 'nothing'})", "eval")
     _print_results(job.dir / "results.json")
 
 
@@ -193,7 +198,7 @@ def example(out: Annotated[Path, typer.Argument(help="folder for the example dat
         make_scene(data)
     job = _job(data, "Synthetic", "blocks", feature, mode, out / "output", preset, None, None, set_, None, None, quiet)
     job.run_all()
-    console.print(f"[green]example finished[/green]: {job.dir}")
+    ui.say(str(job.dir), "example finished:")
     _print_results(job.dir / "results.json")
 
 
@@ -260,20 +265,36 @@ def _print_results(path: Path) -> None:
     Console().print(table)
     first = next(iter(results.values()))
     if first.get("lpips_note"):
-        console.print(f"[yellow]{first['lpips_note']}[/yellow]")
+        ui.say(first["lpips_note"], "note:", "yellow")
+    if first.get("status") not in (None, "ok"):
+        ui.warn(f"status {first['status']}: {first.get('status_reason', '')}")
     if first.get("random_weights"):
-        console.print("[bold yellow]these numbers come from RANDOM network weights (--random-weights)[/bold yellow]")
+        ui.warn("these numbers come from RANDOM network weights (--random-weights)")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors (bad input, bad options) print one literal ``error:`` line and exit 2 — no
+    traceback; Ctrl+C exits 130 keeping every completed step."""
+    ui.configure_logging()
     try:
-        app()
+        code = app(args=argv, standalone_mode=False)
     except Feat2GSError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        ui.error(str(exc))
         sys.exit(2)
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/yellow]; completed steps are kept, rerun to finish")
+    except click_errors.NoArgsIsHelpError as exc:  # bare `feat2gs` / `feat2gs sweep`: the help text
+        exc.show()
+        sys.exit(0)
+    except click_errors.UsageError as exc:
+        where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        ui.error(exc.format_message() + where)
+        sys.exit(2)
+    except click_errors.ClickException as exc:
+        ui.error(exc.format_message())
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
+        ui.say("completed steps are kept, rerun to finish", "interrupted;", "yellow")
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

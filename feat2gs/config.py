@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +76,7 @@ class EvalConfig:
     perturb_rot_deg: float = 0.0  # gt method: perturb the known test poses before refinement
     perturb_trans: float = 0.0  # ... by this translation (scene units)
     mask_depth_atol: float = 1e-2  # depth-consistency tolerance of the visibility masks
+    min_visible_fraction: float = 0.01  # a test view with less of its mask visible is not scored (metrics null)
     lpips: bool = True
     seed: int = 0
 
@@ -118,70 +122,208 @@ def _quick() -> ExperimentConfig:
 PRESETS = {"protocol": ExperimentConfig, "quick": _quick}
 
 
-def _coerce(value: str, current: Any, key: str) -> Any:
-    """Parse ``value`` as the type of the current setting (numbers, booleans, strings; ``none`` for None)."""
-    if value.lower() in {"none", "null"}:
-        return None
-    if isinstance(current, bool):
-        if value.lower() in {"true", "1", "yes"}:
+# -- parsing --------------------------------------------------------------------------------------------------
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _parse_as(kind: Any, value: str, key: str) -> Any:
+    """Parse the text ``value`` of ``--set key=value`` as the declared type ``kind`` of the setting."""
+    args = typing.get_args(kind)
+    if type(None) in args:  # Optional[X]
+        if value.strip().lower() in {"none", "null"}:
+            return None
+        (kind,) = [a for a in args if a is not type(None)]
+    if kind is bool:
+        if value.lower() in {"true", "1", "yes", "on"}:
             return True
-        if value.lower() in {"false", "0", "no"}:
+        if value.lower() in {"false", "0", "no", "off"}:
             return False
-        raise ConfigError(f"--set {key}={value}: expected true/false")
-    for kind in (int, float):
-        if isinstance(current, kind) or (current is None and _parses(kind, value)):
-            try:
-                return kind(value)
-            except ValueError:
-                raise ConfigError(f"--set {key}={value}: expected a{'n integer' if kind is int else ' number'}")
+        raise ConfigError(f"--set {key}={value}: expected true or false")
+    if kind is int:
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"--set {key}={value}: expected an integer") from None
+    if kind is float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigError(f"--set {key}={value}: expected a number") from None
+        if not math.isfinite(number):
+            raise ConfigError(f"--set {key}={value}: expected a finite number")
+        return number
     return value
 
 
-def _parses(kind: type, value: str) -> bool:
-    try:
-        kind(value)
-    except ValueError:
-        return False
-    return True
+def _check_type(kind: Any, value: Any, key: str) -> Any:
+    """A value read from a file (YAML/JSON) must already have the declared type (ints are accepted as floats)."""
+    args = typing.get_args(kind)
+    if type(None) in args:
+        if value is None:
+            return None
+        (kind,) = [a for a in args if a is not type(None)]
+    ok = (isinstance(value, bool) if kind is bool else
+          isinstance(value, int) and not isinstance(value, bool) if kind is int else
+          isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float else
+          isinstance(value, str) if kind is str else True)
+    if not ok:
+        raise ConfigError(f"{key}: {value!r} is not a{'n' if kind is int else ''} {getattr(kind, '__name__', kind)}")
+    return float(value) if kind is float else value
 
 
 def apply_overrides(cfg: ExperimentConfig, overrides: list[str]) -> ExperimentConfig:
-    """Apply ``section.field=value`` strings (``train.iterations=2000``) in place; unknown keys are errors."""
+    """Apply ``section.field=value`` strings (``train.iterations=2000``) in place, each parsed as the type its
+    field declares; unknown keys are errors. Call :func:`validate` afterwards."""
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"--set expects key=value, got {item!r}")
         key, value = item.split("=", 1)
+        key = key.strip()
         target: Any = cfg
-        parts = key.strip().split(".")
+        parts = key.split(".")
         for part in parts[:-1]:
-            if not dataclasses.is_dataclass(target) or not hasattr(target, part):
+            if not dataclasses.is_dataclass(target) or part not in {f.name for f in dataclasses.fields(target)}:
                 raise ConfigError(f"--set {key}: unknown section {part!r}")
             target = getattr(target, part)
         name = parts[-1]
         if not dataclasses.is_dataclass(target) or name not in {f.name for f in dataclasses.fields(target)}:
             valid = ", ".join(f.name for f in dataclasses.fields(target)) if dataclasses.is_dataclass(target) else ""
             raise ConfigError(f"--set {key}: unknown option {name!r}" + (f" (valid: {valid})" if valid else ""))
-        setattr(target, name, _coerce(value, getattr(target, name), key))
+        kind = _field_types(type(target))[name]
+        if dataclasses.is_dataclass(kind):
+            raise ConfigError(f"--set {key}: {name!r} is a section; set one of its fields ({key}.<field>=...)")
+        setattr(target, name, _parse_as(kind, value, key))
+    return cfg
+
+
+# -- validation -------------------------------------------------------------------------------------------------
+def _positive(v: Any) -> bool:
+    return v > 0
+
+
+def _non_negative(v: Any) -> bool:
+    return v >= 0
+
+
+def _optional(rule: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: v is None or rule(v)
+
+
+def _one_of(*choices: Any) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: v in choices), "one of " + ", ".join("none" if c is None else str(c) for c in choices)
+
+
+def _device_name(v: Any) -> bool:
+    if v == "auto":
+        return True
+    import torch
+
+    try:
+        torch.device(v)
+    except (RuntimeError, TypeError):
+        return False
+    return True
+
+
+POSITIVE = (_positive, "> 0")
+NON_NEGATIVE = (_non_negative, ">= 0")
+OPTIONAL_POSITIVE = (_optional(_positive), "> 0 or none")
+DEVICE = (_device_name, "auto, cpu, cuda, cuda:<index>, ... (a torch device)")
+FRACTION = (lambda v: 0 <= v <= 1, "in [0, 1]")
+
+# field -> (rule, what is allowed); enumerations whose values live elsewhere are checked in ``validate``
+RULES: dict[type, dict[str, tuple[Callable[[Any], bool], str]]] = {
+    InitConfig: {
+        "image_size": ((lambda v: v >= 16), ">= 16 (the working size is floored to multiples of 16)"),
+        "batch_size": POSITIVE, "align_iterations": NON_NEGATIVE, "feat_dim": OPTIONAL_POSITIVE,
+        "pca": _one_of("exact", "lowrank"), "autocast": _one_of(None, "bf16", "fp16"), "device": DEVICE,
+        "mast3r_alignment": _one_of("sparse", "dense"), "seed": NON_NEGATIVE,
+    },
+    TrainConfig: {
+        "iterations": POSITIVE, "warm_iterations": NON_NEGATIVE, "resolution": OPTIONAL_POSITIVE,
+        **{name: NON_NEGATIVE for name in ("warm_lr_init", "warm_lr_final", "position_lr_init", "position_lr_final",
+                                           "feature_lr", "feature_sh_lr", "opacity_lr", "scaling_lr", "rotation_lr",
+                                           "pc_feat_lr", "pose_lr_init", "pose_lr_final", "scale_reg_weight")},
+        "position_lr_max_steps": POSITIVE, "pose_lr_max_steps": POSITIVE, "lambda_dssim": FRACTION,
+        "seed": NON_NEGATIVE, "log_every": POSITIVE,
+    },
+    EvalConfig: {
+        "test_pose_iterations": NON_NEGATIVE, "test_pose_lr_t": NON_NEGATIVE, "test_pose_lr_q": NON_NEGATIVE,
+        "perturb_rot_deg": NON_NEGATIVE, "perturb_trans": NON_NEGATIVE, "mask_depth_atol": POSITIVE,
+        "min_visible_fraction": ((lambda v: 0 < v <= 1), "in (0, 1]"), "seed": NON_NEGATIVE,
+    },
+    VideoConfig: {"n_frames": ((lambda v: v is None or v >= 2), ">= 2 or none"), "fps": POSITIVE,
+                  "resolution": OPTIONAL_POSITIVE},
+    ExperimentConfig: {"backend": _one_of("auto", "torch", "gsplat"), "device": DEVICE},
+}
+
+
+def _fail(key: str, value: Any, allowed: str) -> ConfigError:
+    return ConfigError(f"{key}={'none' if value is None else value}: expected {allowed}")
+
+
+def validate(cfg: ExperimentConfig) -> ExperimentConfig:
+    """Check every setting where it is defined: types, ranges, enumerations and the rules that tie fields
+    together. The first problem is raised as a :class:`ConfigError` naming the key, the value and what is allowed."""
+    from feat2gs.render.sh import MAX_SH_DEGREE
+    from feat2gs.video.trajectories import TRAJECTORIES
+
+    sections = {"": cfg, "init.": cfg.init, "train.": cfg.train, "eval.": cfg.eval, "video.": cfg.video}
+    for prefix, section in sections.items():
+        types = _field_types(type(section))
+        for f in dataclasses.fields(section):
+            if dataclasses.is_dataclass(types[f.name]):
+                continue
+            value = _check_type(types[f.name], getattr(section, f.name), prefix + f.name)
+            setattr(section, f.name, value)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise _fail(prefix + f.name, value, "a finite number")
+            rule = RULES.get(type(section), {}).get(f.name)
+            if rule is not None and not rule[0](value):
+                raise _fail(prefix + f.name, value, rule[1])
+    t = cfg.train
+    if t.warm_iterations >= t.iterations:
+        raise ConfigError(f"train.warm_iterations={t.warm_iterations}: must be < train.iterations={t.iterations} "
+                          "(the warm start is part of the total)")
+    if not 0 <= t.sh_degree <= MAX_SH_DEGREE:
+        raise _fail("train.sh_degree", t.sh_degree, f"an integer in 0..{MAX_SH_DEGREE}")
+    if cfg.video.trajectory not in TRAJECTORIES:
+        raise _fail("video.trajectory", cfg.video.trajectory, "one of " + ", ".join(TRAJECTORIES))
+    parse_feature_checkpoints(cfg.init.feature_checkpoints)
+    from feat2gs.init.base import available_inits
+
+    if cfg.init.method not in available_inits():
+        raise _fail("init.method", cfg.init.method, "one of " + ", ".join(available_inits()))
     return cfg
 
 
 def make_config(preset: str = "protocol", overrides: list[str] | None = None) -> ExperimentConfig:
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    return apply_overrides(PRESETS[preset](), overrides or [])
+    return validate(apply_overrides(PRESETS[preset](), overrides or []))
 
 
 def config_from_dict(data: dict[str, Any]) -> ExperimentConfig:
-    cfg = ExperimentConfig(
-        preset=data.get("preset", "protocol"),
-        backend=data.get("backend", "auto"),
-        device=data.get("device", "auto"),
-        init=InitConfig(**data.get("init", {})),
-        train=TrainConfig(**data.get("train", {})),
-        eval=EvalConfig(**data.get("eval", {})),
-        video=VideoConfig(**data.get("video", {})),
-    )
-    return cfg
+    """The inverse of ``ExperimentConfig.to_dict`` (e.g. a job's config.yaml), validated; unknown keys are errors."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"a config must be a mapping of settings, got {type(data).__name__}")
+    top = {f.name for f in dataclasses.fields(ExperimentConfig)}
+    unknown = sorted(set(data) - top)
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {', '.join(unknown)} (valid: {', '.join(sorted(top))})")
+    sections = {}
+    for name, cls in (("init", InitConfig), ("train", TrainConfig), ("eval", EvalConfig), ("video", VideoConfig)):
+        values = data.get(name) or {}
+        if not isinstance(values, dict):
+            raise ConfigError(f"{name}: expected a mapping of settings, got {values!r}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        bad = sorted(set(values) - known)
+        if bad:
+            raise ConfigError(f"{name}: unknown setting(s) {', '.join(bad)} (valid: {', '.join(sorted(known))})")
+        sections[name] = cls(**values)
+    cfg = ExperimentConfig(**{k: v for k, v in data.items() if k not in sections}, **sections)
+    return validate(cfg)
 
 
 def parse_feature_checkpoints(text: str | None) -> dict[str, str]:

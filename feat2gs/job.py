@@ -8,9 +8,10 @@ killed job never looks complete and a rerun finishes it.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -24,20 +25,23 @@ from feat2gs.config import ExperimentConfig, fingerprint
 from feat2gs.data.colmap import read_colmap_text
 from feat2gs.data.images import load_image, render_size, resize_to
 from feat2gs.data.layout import SceneLayout
-from feat2gs.errors import DatasetError
 from feat2gs.evaluate.lpips_vgg import load_lpips_vgg
-from feat2gs.evaluate.metrics import image_metrics
+from feat2gs.evaluate.metrics import METRIC_NAMES, image_metrics, summarise
 from feat2gs.evaluate.refine import refine_test_pose
 from feat2gs.evaluate.test_pose import load_mask, run_init_test_pose
 from feat2gs.features import parse_feature_string
 from feat2gs.gaussians import ProbeMode, get_mode, load_gaussians, write_gaussian_ply
 from feat2gs.init.step import load_step1, run_init
+from feat2gs.integrity import folder_signature, read_manifest, record_outputs, signature, verify
 from feat2gs.io import (atomic_dir, atomic_save, atomic_save_npy, atomic_write_json, atomic_write_text, ensure_writable_dir,
-                        file_lock)
+                        file_lock, remove_all_temps)
 from feat2gs.render import RenderSettings, rasterize
 from feat2gs.runinfo import device_info, peak_memory_mb, resolve_device, versions
 from feat2gs.train import train_readout
 from feat2gs.train.views import load_views
+
+log = logging.getLogger(__name__)
+
 
 def _save_png(path: Path, image: torch.Tensor) -> None:
     arr = (image.detach().clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
@@ -52,6 +56,7 @@ class Job:
     cfg: ExperimentConfig
     out_root: Path
     progress: bool = True
+    _verified: dict[str, str] = field(default_factory=dict, init=False, repr=False)  # step -> key checked here
 
     @classmethod
     def create(cls, data_root: str | Path, dataset: str, scene: str, feature: str, mode: str,
@@ -87,9 +92,12 @@ class Job:
         path = self.dir / "run.json"
         if path.is_file():
             try:
-                return json.loads(path.read_text())
-            except json.JSONDecodeError:
+                rec = json.loads(path.read_text())
+                if isinstance(rec, dict) and isinstance(rec.get("steps", {}), dict):
+                    return rec
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
                 pass
+            log.warning("damaged output %s (not a run record); its steps are recomputed", path)
         return {"steps": {}}
 
     def _mark(self, step: str, key: str, info: dict) -> None:
@@ -104,14 +112,38 @@ class Job:
     def step_key(self, step: str) -> str | None:
         return self.record().get("steps", {}).get(step, {}).get("key")
 
+    def outputs_signature(self, step: str) -> str | None:
+        """Hash of the bytes a step wrote (its recorded outputs). Downstream steps are keyed on it: when a step
+        is recomputed and its outputs change, what reads them is recomputed too; when they are the same, not."""
+        outputs = self.record().get("steps", {}).get(step, {}).get("outputs")
+        return signature(outputs) if outputs is not None else self.step_key(step)
+
+    def lock(self):
+        """The job's lock, re-entrant in this process. Every step writes under it, so the temporaries of a
+        killed step can be removed safely by the next one."""
+        return file_lock(self.dir / ".job.lock")
+
     def _run(self, step: str, key: str, outputs: list[Path], body: Callable[[], dict], force: bool) -> bool:
-        """Run ``body`` unless the step is done with the same key; returns True when it ran."""
-        if not force and self.step_key(step) == key and all(p.exists() for p in outputs):
-            return False
-        t0 = time.perf_counter()
-        info = body()
-        self._mark(step, key, {"seconds": round(time.perf_counter() - t0, 3), **info})
-        return True
+        """Run ``body`` unless the step is recorded with the same key and its recorded outputs still verify
+        (size and digest); returns True when it ran. ``outputs``: the files and folders the step writes."""
+        ensure_writable_dir(self.dir)
+        with self.lock():
+            remove_all_temps(self.dir)
+            if not force and self._verified.get(step) == key:
+                return False
+            rec = self.record().get("steps", {}).get(step, {})
+            if not force and rec.get("key") == key:
+                problem = verify(self.dir, rec.get("outputs"), outputs)
+                if problem is None:
+                    self._verified[step] = key
+                    return False
+                log.warning("damaged output %s, recomputing step %s", problem, step)
+            t0 = time.perf_counter()
+            info = body()
+            self._mark(step, key, {"seconds": round(time.perf_counter() - t0, 3), **info,
+                                   "outputs": record_outputs(self.dir, outputs)})
+            self._verified[step] = key
+            return True
 
     # steps -----------------------------------------------------------------------------------------
     @cached_property
@@ -120,13 +152,18 @@ class Job:
         return run_init(self.layout, self.cfg.init, self.feat_string)
 
     def train_key(self, step1: Path) -> str:
-        manifest = json.loads((step1 / "manifest.json").read_text())
-        return fingerprint({"step1": manifest["key"], "mode": self.mode.name, "train": asdict(self.cfg.train),
+        return fingerprint({"step1": folder_signature(step1), "mode": self.mode.name, "train": asdict(self.cfg.train),
                             "backend": self.cfg.backend})
+
+    def train_outputs(self) -> list[Path]:
+        files = [self.ply_path, self.dir / "pose" / "pose_org.npy", self.dir / "pose" / f"pose_{self.iteration}.npy",
+                 self.dir / "train_log.json", self.dir / "config.yaml", self.dir / "cameras.json"]
+        if self.mode.finetune_features:
+            files.append(self.ply_path.with_name("features.safetensors"))
+        return files
 
     def train(self, force: bool = False) -> bool:
         step1 = self.step1
-        ensure_writable_dir(self.dir)
 
         def body() -> dict:
             data = load_step1(step1)
@@ -153,21 +190,21 @@ class Job:
                     "peak_memory_mb": round(peak_memory_mb(self.device), 1),
                     "render_size": [views[0].camera.width, views[0].camera.height]}
 
-        return self._run("train", self.train_key(step1), [self.ply_path], body, force)
+        return self._run("train", self.train_key(step1), self.train_outputs(), body, force)
 
     def test_pose_dir(self) -> Path:
         return run_init_test_pose(self.layout, self.cfg.init, self.cfg.eval, self.step1)
 
     def render_key(self, test_pose: Path) -> str:
-        manifest = json.loads((test_pose / "manifest.json").read_text())
         ev = self.cfg.eval
-        return fingerprint({"train": self.step_key("train"), "test_pose": manifest["key"], "backend": self.cfg.backend,
+        return fingerprint({"train": self.outputs_signature("train"), "test_pose": folder_signature(test_pose),
+                            "backend": self.cfg.backend,
                             "refine": [ev.test_pose_iterations, ev.test_pose_lr_t, ev.test_pose_lr_q],
                             "resolution": self.cfg.train.resolution, "bg": self.cfg.train.white_background})
 
     def render(self, force: bool = False) -> bool:
-        if not self.ply_path.is_file():
-            raise DatasetError(f"no trained model at {self.ply_path}; run `feat2gs train` first")
+        """Step 4 (trains first when the model is missing or damaged)."""
+        self.train()
         test_pose = self.test_pose_dir()
 
         def body() -> dict:
@@ -204,61 +241,71 @@ class Job:
                 atomic_write_json(tmp / "test_poses.json", poses)
             return {"views": len(summary), "mean_refined_l1": float(np.mean(list(summary.values())))}
 
-        return self._run("render", self.render_key(test_pose), [self.test_dir / "test_poses.json"], body, force)
+        return self._run("render", self.render_key(test_pose), [self.test_dir], body, force)
 
     def metrics(self, force: bool = False) -> bool:
-        lpips_model, lpips_message = (load_lpips_vgg(self.device) if self.cfg.eval.lpips
+        """Step 5 (renders first when the test renders are missing or damaged)."""
+        self.render()
+        ev = self.cfg.eval
+        lpips_model, lpips_message = (load_lpips_vgg(self.device) if ev.lpips
                                       else (None, "LPIPS disabled (eval.lpips=false)"))
-        key = fingerprint({"render": self.step_key("render"), "lpips": lpips_model is not None})
+        key = fingerprint({"render": self.outputs_signature("render"), "lpips": lpips_model is not None,
+                           "min_visible_fraction": ev.min_visible_fraction})
 
         def body() -> dict:
-            per_view: dict[str, dict[str, float | None]] = {}
+            per_view = {}
             for name in self.layout.test_names:
                 stem = Path(name).stem
                 render = self._read(self.test_dir / "renders" / f"{stem}.png")
                 gt = self._read(self.test_dir / "gt" / f"{stem}.png")
                 mask = (self._read(self.test_dir / "masks" / f"{stem}.png")[..., 0] > 0.5).float()
-                per_view[name] = image_metrics(render, gt, mask, lpips_model)
-            keys = list(next(iter(per_view.values())))
-            means = {k: (None if any(v[k] is None for v in per_view.values())
-                         else float(np.mean([v[k] for v in per_view.values()]))) for k in keys}
+                per_view[name] = image_metrics(render, gt, mask, lpips_model, ev.min_visible_fraction)
+                if per_view[name].reason:
+                    log.warning("test view %s: %s; its metrics are null", name, per_view[name].reason)
+            summary = summarise(per_view)
             tag = f"ours_{self.iteration}"
-            step1 = json.loads((self.step1 / "manifest.json").read_text())
-            summary = {tag: {**means, "num_views": len(per_view), "lpips_net": "vgg (v0.1)",
-                             "lpips_note": lpips_message, "random_weights": step1.get("random_weights", False)}}
-            atomic_write_json(self.dir / "results.json", summary)
-            atomic_write_json(self.dir / "per_view.json", {tag: {k: {n: v[k] for n, v in per_view.items()} for k in keys}})
-            lines = [f"{n}: " + ", ".join(f"{k} {v:.4f}" if v is not None else f"{k} null" for k, v in m.items())
-                     for n, m in per_view.items()]
+            result = {**summary.means, "num_views": len(per_view), "num_views_scored": summary.num_scored,
+                      "status": summary.status, "status_reason": summary.reason,
+                      "min_visible_fraction": ev.min_visible_fraction, "null_reasons": summary.null_reasons,
+                      "lpips_net": "vgg (v0.1)", "lpips_note": lpips_message,
+                      "random_weights": bool((read_manifest(self.step1) or {}).get("random_weights", False))}
+            atomic_write_json(self.dir / "results.json", {tag: result})
+            keys = list(METRIC_NAMES) + ["mask_fraction"]
+            atomic_write_json(self.dir / "per_view.json", {tag: {
+                **{k: {n: m.values[k] for n, m in per_view.items()} for k in keys},
+                "null_reasons": summary.null_reasons}})
+            lines = [f"{n}: " + ", ".join(f"{k} {v:.4f}" if v is not None else f"{k} null" for k, v in m.values.items())
+                     + (f" ({m.reason})" if m.reason else "") for n, m in per_view.items()]
             atomic_write_text(self.test_dir.parent / f"metrics_{self.iteration}.txt", "\n".join(lines) + "\n")
+            if summary.status != "ok":
+                log.warning("%s: %s", summary.status, summary.reason)
             if lpips_message and self.progress:
-                print(lpips_message)
-            return {k: means[k] for k in ("PSNR", "SSIM", "LPIPS", "PSNR_masked")}
+                log.warning(lpips_message)
+            return {"status": summary.status, **{k: summary.means[k] for k in ("PSNR", "SSIM", "LPIPS", "PSNR_masked")}}
 
-        return self._run("metrics", key, [self.dir / "results.json", self.dir / "per_view.json"], body, force)
+        return self._run("metrics", key, [self.dir / "results.json", self.dir / "per_view.json",
+                                          self.test_dir.parent / f"metrics_{self.iteration}.txt"], body, force)
 
     @staticmethod
     def _read(path: Path) -> torch.Tensor:
         return torch.from_numpy(np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0)
 
     def video(self, force: bool = False) -> bool:
-        from feat2gs.video.render_video import render_trajectory_video
+        """Step 6 (trains first when the model is missing or damaged)."""
+        from feat2gs.video.render_video import render_trajectory_video, video_outputs
 
+        self.train()
         vc = self.cfg.video
-        key = fingerprint({"train": self.step_key("train"), "video": asdict(vc), "backend": self.cfg.backend})
-        name = f"{self.layout.scene}_{self.layout.n_views}_view_{vc.trajectory}"
-        target = self.dir / "videos" / f"{name}.mp4"
-
-        def body() -> dict:
-            return render_trajectory_video(self, vc, target)
-
-        return self._run(f"video_{vc.trajectory}", key, [target], body, force)
+        key = fingerprint({"train": self.outputs_signature("train"), "video": asdict(vc), "backend": self.cfg.backend})
+        target = self.dir / "videos" / f"{self.layout.scene}_{self.layout.n_views}_view_{vc.trajectory}.mp4"
+        return self._run(f"video_{vc.trajectory}", key, video_outputs(self.dir, target, vc),
+                         lambda: render_trajectory_video(self, vc, target), force)
 
     def run_all(self, force: bool = False, video: bool = True) -> dict[str, bool]:
-        """Steps 1–6 in order; returns which steps ran (False = skipped as already done)."""
+        """Steps 1–6 in order; returns which steps ran (False = skipped as already done and verified)."""
         ensure_writable_dir(self.dir)
-        with file_lock(self.dir / ".job.lock"):
-            ran = {"init": not self.step1_dir_valid()}  # train() computes step 1 when it is missing
+        with self.lock():
+            ran = {"init": not self.step1_dir_valid()}  # the first step below computes step 1 when it is missing
             ran["train"] = self.train(force)
             ran["render"] = self.render(force)
             ran["metrics"] = self.metrics(force)

@@ -12,8 +12,8 @@ def test_presets_differ_where_documented():
 
 
 def test_overrides_are_typed_and_checked():
-    cfg = make_config("quick", ["train.iterations=123", "train.feature_lr=1e-3", "init.feat_dim=none",
-                                "train.optim_pose=false"])
+    cfg = make_config("quick", ["train.iterations=123", "train.warm_iterations=60", "train.feature_lr=1e-3",
+                                "init.feat_dim=none", "train.optim_pose=false"])
     assert cfg.train.iterations == 123 and cfg.train.feature_lr == 1e-3
     assert cfg.init.feat_dim is None and cfg.train.optim_pose is False
     with pytest.raises(ConfigError, match="unknown option 'iters'"):
@@ -38,3 +38,66 @@ def test_device_option_reaches_step1_networks():
     cfg = _config("quick", None, None, None, "cpu", None, None, False, None)
     assert cfg.device == "cpu" and cfg.init.device == "cpu"
     assert make_config("quick").init.device == "auto"
+
+
+def test_set_parses_by_the_declared_type():
+    cfg = make_config("quick", ["init.checkpoint=2025", "train.resolution=96", "video.n_frames=none"])
+    assert cfg.init.checkpoint == "2025"  # Optional[str] stays a string, however numeric the text
+    assert cfg.train.resolution == 96 and isinstance(cfg.train.resolution, int)
+    assert cfg.video.n_frames is None
+    with pytest.raises(ConfigError, match=r"train.resolution=abc: expected an integer"):
+        make_config("quick", ["train.resolution=abc"])  # Optional[int] never becomes a string
+    with pytest.raises(ConfigError, match=r"train.iterations=1.5: expected an integer"):
+        make_config("quick", ["train.iterations=1.5"])
+    with pytest.raises(ConfigError, match=r"train.feature_lr=nan: expected a finite number"):
+        make_config("quick", ["train.feature_lr=nan"])
+    with pytest.raises(ConfigError, match=r"train.optim_pose=maybe: expected true or false"):
+        make_config("quick", ["train.optim_pose=maybe"])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.iterations=-5", "train.iterations=-5: expected > 0"),
+    ("train.iterations=0", "train.iterations=0: expected > 0"),
+    ("train.warm_iterations=600", "train.warm_iterations=600: must be < train.iterations=600"),
+    ("train.warm_iterations=-1", "train.warm_iterations=-1: expected >= 0"),
+    ("train.feature_lr=-1e-3", "train.feature_lr=-0.001: expected >= 0"),
+    ("train.resolution=0", "train.resolution=0: expected > 0 or none"),
+    ("train.sh_degree=4", "train.sh_degree=4: expected an integer in 0..3"),
+    ("train.lambda_dssim=1.5", "train.lambda_dssim=1.5: expected in [0, 1]"),
+    ("train.log_every=0", "train.log_every=0: expected > 0"),
+    ("init.image_size=8", "init.image_size=8: expected >= 16"),
+    ("init.feat_dim=0", "init.feat_dim=0: expected > 0 or none"),
+    ("init.batch_size=0", "init.batch_size=0: expected > 0"),
+    ("init.pca=svd", "init.pca=svd: expected one of exact, lowrank"),
+    ("init.autocast=fp8", "init.autocast=fp8: expected one of none, bf16, fp16"),
+    ("init.method=colmap", "init.method=colmap: expected one of dust3r, gt, mast3r"),
+    ("init.mast3r_alignment=both", "init.mast3r_alignment=both: expected one of sparse, dense"),
+    ("init.feature_checkpoints=dino_b16", "init.feature_checkpoints: expected name=path"),
+    ("eval.test_pose_iterations=-1", "eval.test_pose_iterations=-1: expected >= 0"),
+    ("eval.mask_depth_atol=0", "eval.mask_depth_atol=0.0: expected > 0"),
+    ("eval.min_visible_fraction=0", "eval.min_visible_fraction=0.0: expected in (0, 1]"),
+    ("video.trajectory=circle", "video.trajectory=circle: expected one of arc, "),
+    ("video.n_frames=1", "video.n_frames=1: expected >= 2 or none"),
+    ("video.fps=0", "video.fps=0: expected > 0"),
+    ("backend=vulkan", "backend=vulkan: expected one of auto, torch, gsplat"),
+    ("device=gpu0", "device=gpu0: expected auto, cpu, cuda"),
+])
+def test_invalid_settings_name_key_value_and_what_is_allowed(override, message):
+    with pytest.raises(ConfigError) as info:
+        make_config("quick", [override])
+    assert message in str(info.value)
+
+
+def test_config_files_are_typed_and_validated():
+    data = make_config("quick").to_dict()
+    data["train"]["iterations"] = "600"
+    with pytest.raises(ConfigError, match="train.iterations: '600' is not an int"):
+        config_from_dict(data)
+    data = make_config("quick").to_dict()
+    data["train"]["iters"] = 5
+    with pytest.raises(ConfigError, match="train: unknown setting"):
+        config_from_dict(data)
+    data = make_config("quick").to_dict()
+    data["eval"]["test_pose_lr_t"] = -1
+    with pytest.raises(ConfigError, match="eval.test_pose_lr_t=-1.0: expected >= 0"):
+        config_from_dict(data)

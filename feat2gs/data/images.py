@@ -1,4 +1,11 @@
-"""Image loading (EXIF-aware, validated) and the protocol's resize to a long side of ``size`` and multiples of 16."""
+"""Image loading (EXIF-aware, fully decoded, validated) and the protocol's resize to a long side of ``size`` and
+multiples of 16.
+
+Every image is decoded completely when read, so a truncated file is named at once rather than padded with grey.
+Transparency is never dropped silently: :func:`load_image` refuses an image with transparent pixels (the dataset
+builders composite such images onto a background chosen with ``--alpha``, see :func:`composite_alpha`); an alpha
+channel that is fully opaque is harmless and ignored.
+"""
 
 from __future__ import annotations
 
@@ -7,45 +14,89 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from feat2gs.errors import DatasetError
 
 T = TypeVar("T")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")
+ALPHA_BACKGROUNDS = {"white": (255, 255, 255), "black": (0, 0, 0)}
 
 
-def _read(path: str | Path, reader: Callable[[Image.Image], T]) -> T:
-    """Open an image file and apply ``reader``; a missing, empty or unreadable file is a DatasetError naming it."""
+def _read(path: str | Path, reader: Callable[[Image.Image], T], decode: bool = True) -> T:
+    """Open an image file, decode it completely (unless ``decode=False``: header only) and apply ``reader``;
+    a missing, empty, truncated or unreadable file is a DatasetError naming it."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"missing image {path}")
     if path.stat().st_size == 0:
         raise DatasetError(f"image {path} is empty (0 bytes)")
+    lenient, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
     try:
         with Image.open(path) as img:
+            if decode:
+                img.load()
             return reader(img)
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DatasetError(f"cannot read image {path}: {exc}") from exc
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = lenient
+
+
+def _alpha(img: Image.Image) -> np.ndarray | None:
+    """The alpha channel as uint8 [H, W] when the image has one that is not fully opaque, else None."""
+    if not img.has_transparency_data:
+        return None
+    alpha = np.asarray(img.convert("RGBA"))[..., 3]
+    return alpha if alpha.min() < 255 else None
+
+
+def _rgb(img: Image.Image, path: Path, background: str | None) -> np.ndarray:
+    img = ImageOps.exif_transpose(img)
+    alpha = _alpha(img)
+    if alpha is None:
+        return np.asarray(img.convert("RGB"))
+    if background is None:
+        raise DatasetError(
+            f"image {path} has transparent pixels ({(alpha < 255).mean():.1%} of it); its alpha channel would be "
+            "dropped. Composite it onto a background first, e.g. rebuild the scene with "
+            "`feat2gs build-dataset ... --alpha white` (or black)")
+    rgba = np.asarray(img.convert("RGBA")).astype(np.float32)
+    bg = np.array(ALPHA_BACKGROUNDS[background], dtype=np.float32)
+    a = rgba[..., 3:] / 255.0
+    return np.round(rgba[..., :3] * a + bg * (1.0 - a)).clip(0, 255).astype(np.uint8)
+
+
+def composite_alpha(path: str | Path, background: str) -> np.ndarray:
+    """uint8 RGB [H, W, 3] of an image composited onto ``background`` (white | black) by its alpha channel."""
+    if background not in ALPHA_BACKGROUNDS:
+        raise DatasetError(f"unknown alpha background {background!r}; choose one of {', '.join(ALPHA_BACKGROUNDS)}")
+    return _read(path, lambda img: _rgb(img, Path(path), background))
+
+
+def has_transparency(path: str | Path) -> bool:
+    """Whether the image has transparent pixels (decodes the whole image)."""
+    return _read(path, lambda img: _alpha(img) is not None)
 
 
 def load_image(path: str | Path) -> np.ndarray:
-    """Read an image as uint8 RGB [H, W, 3], applying its EXIF orientation."""
-    return _read(path, lambda img: np.asarray(ImageOps.exif_transpose(img).convert("RGB")))
+    """Read an image as uint8 RGB [H, W, 3], applying its EXIF orientation; transparency is an error."""
+    return _read(path, lambda img: _rgb(img, Path(path), None))
 
 
-def image_size(path: str | Path) -> tuple[int, int]:
-    """(width, height) after EXIF orientation, read from the header only."""
+def image_size(path: str | Path, decode: bool = False) -> tuple[int, int]:
+    """(width, height) after EXIF orientation, from the header only (``decode=True``: after a full decode)."""
     def size(img: Image.Image) -> tuple[int, int]:
         w, h = img.size
         return (h, w) if img.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (w, h)
 
-    return _read(path, size)
+    return _read(path, size, decode=decode)
 
 
-def check_same_size(paths: Sequence[str | Path]) -> tuple[int, int]:
-    """All images of a scene must share one size; returns it or names the first image that differs."""
-    sizes = [(Path(p), image_size(p)) for p in paths]
+def check_same_size(paths: Sequence[str | Path], decode: bool = False) -> tuple[int, int]:
+    """All images of a scene must share one size; returns it or names the first image that differs.
+    ``decode=True`` also decodes every image completely (dataset builders: a damaged file is named now)."""
+    sizes = [(Path(p), image_size(p, decode)) for p in paths]
     if not sizes:
         raise DatasetError("no images given")
     ref_path, ref = sizes[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import torch
 
@@ -12,7 +13,7 @@ from feat2gs.train.losses import ssim_map
 def psnr_paper(render: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> float:
     """PSNR of mask-multiplied images over the whole frame (masked-out zeros count), as the reference."""
     mse = ((render - gt) * mask[..., None]).pow(2).mean()
-    return float(20 * torch.log10(1.0 / torch.sqrt(mse.clamp_min(1e-20))))
+    return float(20 * torch.log10(1.0 / torch.sqrt(mse)))  # inf for identical images: not a number to report
 
 
 def psnr_masked(render: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> float:
@@ -21,7 +22,7 @@ def psnr_masked(render: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> f
     if not m.any():
         return math.nan
     mse = (render[m] - gt[m]).pow(2).mean()
-    return float(20 * torch.log10(1.0 / torch.sqrt(mse.clamp_min(1e-20))))
+    return float(20 * torch.log10(1.0 / torch.sqrt(mse)))  # inf for identical images: not a number to report
 
 
 def ssim_paper(render: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> float:
@@ -61,18 +62,73 @@ def lpips_masked(model: torch.nn.Module, render: torch.Tensor, gt: torch.Tensor,
     return float(spatial[0, 0][m].mean())
 
 
+METRIC_NAMES = ("PSNR", "SSIM", "LPIPS", "PSNR_masked", "SSIM_masked", "LPIPS_masked")
+
+
+@dataclass
+class ViewMetrics:
+    """One test view's metrics; a value that could not be measured is ``None`` and ``reason`` says why."""
+
+    values: dict[str, float | None]  # METRIC_NAMES + "mask_fraction"
+    reason: str | None = None
+
+    @property
+    def scored(self) -> bool:
+        return self.reason is None or any(self.values[k] is not None for k in ("PSNR", "SSIM"))
+
+
 def image_metrics(render: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor,
-                  lpips_model: torch.nn.Module | None) -> dict[str, float | None]:
-    """render, gt [H, W, 3] in [0, 1]; mask [H, W] in {0, 1}."""
+                  lpips_model: torch.nn.Module | None, min_visible_fraction: float) -> ViewMetrics:
+    """render, gt [H, W, 3] in [0, 1]; mask [H, W] in {0, 1}.
+
+    A view whose visible fraction is below ``min_visible_fraction`` is not scored: every metric is ``None``
+    (with a mask-multiplied image the paper-compatible PSNR of an empty mask would be infinite — a "perfect"
+    score for a view that shows nothing). A metric that comes out non-finite (PSNR of identical images) is
+    ``None`` too; ``reason`` names the cause.
+    """
     render = render.clamp(0, 1)
     mask = mask.float()
-    out: dict[str, float | None] = {
-        "PSNR": psnr_paper(render, gt, mask), "SSIM": ssim_paper(render, gt, mask),
-        "PSNR_masked": psnr_masked(render, gt, mask), "SSIM_masked": ssim_masked(render, gt, mask),
-        "LPIPS": None, "LPIPS_masked": None, "mask_fraction": float(mask.mean()),
-    }
+    fraction = float(mask.mean())
+    values: dict[str, float | None] = dict.fromkeys(METRIC_NAMES)
+    values["mask_fraction"] = fraction
+    if fraction < min_visible_fraction:
+        return ViewMetrics(values, f"only {fraction:.2%} of the view is visible (< eval.min_visible_fraction "
+                                   f"{min_visible_fraction:.2%}): test pose or visibility mask failed")
+    values.update(PSNR=psnr_paper(render, gt, mask), SSIM=ssim_paper(render, gt, mask),
+                  PSNR_masked=psnr_masked(render, gt, mask), SSIM_masked=ssim_masked(render, gt, mask))
     if lpips_model is not None:
         with torch.no_grad():
-            out["LPIPS"] = lpips_paper(lpips_model, render, gt, mask)
-            out["LPIPS_masked"] = lpips_masked(lpips_model, render, gt, mask)
-    return out
+            values["LPIPS"] = lpips_paper(lpips_model, render, gt, mask)
+            values["LPIPS_masked"] = lpips_masked(lpips_model, render, gt, mask)
+    bad = [k for k in METRIC_NAMES if values[k] is not None and not math.isfinite(values[k])]
+    for k in bad:
+        values[k] = None
+    return ViewMetrics(values, f"{', '.join(bad)} not finite (render identical to ground truth?)" if bad else None)
+
+
+@dataclass
+class MetricsSummary:
+    means: dict[str, float | None]  # over the scored views; None when no view has the value
+    status: str  # ok | partial (some views not scored) | degenerate (no view scored)
+    reason: str | None
+    num_scored: int
+    null_reasons: dict[str, str] = field(default_factory=dict)  # view name -> why its metrics are null
+
+
+def summarise(per_view: dict[str, ViewMetrics]) -> MetricsSummary:
+    """Means over the views that were measured; never a sentinel for the ones that were not."""
+    keys = list(METRIC_NAMES) + ["mask_fraction"]
+    means = {}
+    for k in keys:
+        vals = [m.values[k] for m in per_view.values() if m.values[k] is not None]
+        means[k] = float(sum(vals) / len(vals)) if vals else None
+    reasons = {name: m.reason for name, m in per_view.items() if m.reason}
+    scored = [name for name, m in per_view.items() if m.scored]
+    if not scored:
+        first = next(iter(reasons.values()), "no test view")
+        return MetricsSummary(means, "degenerate", f"no test view could be scored ({first})", 0, reasons)
+    unscored = [n for n in per_view if n not in scored]
+    if unscored:
+        return MetricsSummary(means, "partial", f"{len(unscored)} of {len(per_view)} test views not scored: "
+                              + "; ".join(f"{n}: {reasons[n]}" for n in unscored), len(scored), reasons)
+    return MetricsSummary(means, "ok", None, len(scored), reasons)

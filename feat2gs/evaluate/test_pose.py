@@ -9,7 +9,6 @@ Written once per (scene, method, working size) to ``<N>_views/test_view/sparse/0
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,8 @@ from feat2gs.geometry.camera import Camera
 from feat2gs.geometry.similarity import apply_similarity_to_c2w, umeyama
 from feat2gs.init.gt import gt_cameras, load_depth, resize_nearest
 from feat2gs.init.step import images_digest
-from feat2gs.io import atomic_dir, atomic_write_json, file_lock
+from feat2gs.integrity import folder_outputs, read_manifest, reuse_folder
+from feat2gs.io import atomic_dir, atomic_write_json, file_lock, remove_all_temps
 
 
 def perturb_w2c(w2c: np.ndarray, rot_deg: float, trans: float, rng: np.random.Generator) -> np.ndarray:
@@ -121,10 +121,11 @@ def run_init_test_pose(layout: SceneLayout, init_cfg: InitConfig, eval_cfg: Eval
         if step1 is None or not (step1 / "manifest.json").is_file():
             raise DatasetError(f"test-pose initialisation with {init_cfg.method} needs step 1 of the scene; "
                                "run `feat2gs init` (or `feat2gs eval`) first")
-        parts["geometry"] = json.loads((step1 / "manifest.json").read_text())["geometry_key"]
+        parts["geometry"] = (read_manifest(step1) or {}).get("geometry_key")
     key = fingerprint(parts)
     with file_lock(out.parent / f".{out.name}.lock"):
-        if not force and test_pose_valid(out, key, layout):
+        remove_all_temps(out.parent, names={out.name})  # leftovers of a killed step 3 (we hold its lock)
+        if not force and reuse_folder(out, key, test_pose_files(layout), f"step 3 ({out})"):
             return out
         if init_cfg.method == "gt":
             cameras, masks = gt_test_poses(layout, init_cfg, eval_cfg)
@@ -136,22 +137,15 @@ def run_init_test_pose(layout: SceneLayout, init_cfg: InitConfig, eval_cfg: Eval
             for cam, mask in zip(cameras, masks):
                 Image.fromarray(mask.astype(np.uint8) * 255).save(tmp / "masks" / f"{Path(cam.name).stem}.png")
             atomic_write_json(tmp / "manifest.json", {
-                "key": key, "method": init_cfg.method, "names": [c.name for c in cameras],
+                "key": key, "outputs": folder_outputs(tmp), "method": init_cfg.method, "names": [c.name for c in cameras],
                 "visible_fraction": {c.name: float(m.mean()) for c, m in zip(cameras, masks)},
             })
         return out
 
 
-def test_pose_valid(directory: Path, key: str, layout: SceneLayout) -> bool:
-    manifest = directory / "manifest.json"
-    if not manifest.is_file() or not (directory / "images.txt").is_file():
-        return False
-    try:
-        if json.loads(manifest.read_text()).get("key") != key:
-            return False
-    except json.JSONDecodeError:
-        return False
-    return all((directory / "masks" / f"{Path(n).stem}.png").is_file() for n in layout.test_names)
+def test_pose_files(layout: SceneLayout) -> list[str]:
+    """The files of a step-3 folder (relative paths)."""
+    return ["manifest.json", "cameras.txt", "images.txt"] + [f"masks/{Path(n).stem}.png" for n in layout.test_names]
 
 
 def load_mask(directory: Path, name: str, width: int, height: int) -> torch.Tensor:

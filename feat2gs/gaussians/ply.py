@@ -55,8 +55,14 @@ def read_gaussian_ply(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"missing Gaussian PLY {path}")
-    v = PlyData.read(str(path))["vertex"]
-    names = [p.name for p in v.properties]
+    try:
+        v = PlyData.read(str(path))["vertex"]
+        names = [p.name for p in v.properties]
+        missing = [n for n in ("x", "y", "z", "opacity", "f_dc_0", "scale_0", "rot_0") if n not in names]
+        if missing:
+            raise ValueError(f"no {', '.join(missing)} column (not a 3DGS PLY)")
+    except Exception as exc:  # plyfile raises many kinds (PlyParseError, ValueError, KeyError, struct.error)
+        raise DatasetError(f"cannot read Gaussian PLY {path} (damaged or not a 3DGS file): {exc}") from exc
 
     def stack(prefix: str) -> np.ndarray:
         cols = sorted((n for n in names if n.startswith(prefix)), key=lambda n: int(n.rsplit("_", 1)[1]))

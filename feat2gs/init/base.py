@@ -46,9 +46,14 @@ def register_init(name: str) -> Callable[[InitFn], InitFn]:
     return wrap
 
 
-def get_init(name: str) -> InitFn:
+def available_inits() -> list[str]:
+    """Names of the registered initialisers (the built-in gt, dust3r, mast3r and any registered since)."""
     from feat2gs.init import gt, pointmap  # noqa: F401  (register "gt", "dust3r", "mast3r")
 
-    if name not in _METHODS:
+    return sorted(_METHODS)
+
+
+def get_init(name: str) -> InitFn:
+    if name not in available_inits():
         raise ConfigError(f"unknown init method {name!r}; available: {', '.join(sorted(_METHODS))}")
     return _METHODS[name]

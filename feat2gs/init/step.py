@@ -28,7 +28,8 @@ from feat2gs.errors import DatasetError
 from feat2gs.features import FeatureInputs, compose_features, parse_feature_string, save_feature_visualisation
 from feat2gs.gaussians.ply import write_points_ply
 from feat2gs.init.base import get_init
-from feat2gs.io import atomic_dir, atomic_write_json, file_lock
+from feat2gs.integrity import folder_outputs, folder_problem, reuse_folder
+from feat2gs.io import atomic_dir, atomic_write_json, file_lock, remove_all_temps
 from feat2gs.runinfo import versions
 
 FILES = ("cameras.txt", "images.txt", "points3D.ply", "features.safetensors", "geometry.safetensors", "manifest.json")
@@ -59,12 +60,9 @@ def step1_key(layout: SceneLayout, cfg: InitConfig, feat_string: str) -> str:
 
 
 def step1_valid(directory: Path, key: str) -> bool:
-    if not all((directory / f).is_file() for f in FILES):
-        return False
-    try:
-        return json.loads((directory / "manifest.json").read_text()).get("key") == key
-    except (OSError, json.JSONDecodeError):
-        return False
+    return folder_problem(directory, key, list(FILES)) is None
+
+
 
 
 def run_init(layout: SceneLayout, cfg: InitConfig, feat_string: str, force: bool = False) -> Path:
@@ -74,7 +72,8 @@ def run_init(layout: SceneLayout, cfg: InitConfig, feat_string: str, force: bool
     out = layout.step1_dir(cfg.method, feat_string, cfg.image_size)
     key = step1_key(layout, cfg, feat_string)
     with file_lock(out.parent / f".{feat_string}.lock"):
-        if not force and step1_valid(out, key):
+        remove_all_temps(out.parent, names={feat_string})  # leftovers of a killed step 1 (we hold its lock)
+        if not force and reuse_folder(out, key, list(FILES), f"step 1 ({out})"):
             return out
         t0 = time.perf_counter()
         result = get_init(cfg.method)(layout, cfg)
@@ -103,7 +102,8 @@ def run_init(layout: SceneLayout, cfg: InitConfig, feat_string: str, force: bool
                 save_feature_visualisation(tmp / "feat_dim0-9.png", result.images, feats)
             n, h, w = valid.shape
             atomic_write_json(tmp / "manifest.json", {
-                "key": key, "geometry_key": geometry_key(layout, cfg), "method": cfg.method, "feat_string": feat_string, "features": [asdict_spec(s) for s in specs],
+                "key": key, "outputs": folder_outputs(tmp), "geometry_key": geometry_key(layout, cfg),
+                "method": cfg.method, "feat_string": feat_string, "features": [asdict_spec(s) for s in specs],
                 "config": asdict(cfg), "names": result.names, "working_size": [w, h], "original_size": [w0, h0],
                 "n_points": int(valid.sum()), "feature_dim": int(feats.shape[-1]),
                 "random_weights": result.random_weights or (cfg.random_weights and any(s.needs_weights for s in specs)),

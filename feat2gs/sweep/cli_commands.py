@@ -29,8 +29,8 @@ def report_command(
     from feat2gs.sweep.report import report
 
     res = report(results, out, published, data_root=data_root, masked=masked, plots=not no_plots)
-    typer.echo(f"{res.n_complete} complete, {res.n_unfinished} unfinished, {res.n_unreadable} unreadable, "
-               f"{res.n_absent} absent jobs; report in {res.out_dir / 'report.md'}")
+    typer.echo(f"{res.n_complete} complete ({res.n_degenerate} degenerate), {res.n_unfinished} unfinished, "
+               f"{res.n_unreadable} unreadable, {res.n_absent} absent jobs; report in {res.out_dir / 'report.md'}")
 
 
 def build_dataset_command(

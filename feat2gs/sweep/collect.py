@@ -7,6 +7,7 @@ it is complete when ``results.json`` exists and reads; ``run.json`` without ``re
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +27,13 @@ MODE_ORDER = ("G", "T", "A", "Gft", "Tft", "Aft")
 MODE_NAMES = {"G": "Geometry", "T": "Texture", "A": "All", "Gft": "Geometry (ft)", "Tft": "Texture (ft)",
               "Aft": "All (ft)"}
 
-STATUS_OK = "ok"
+STATUS_OK = "ok"  # every test view scored
+STATUS_PARTIAL = "partial"  # results.json says some test views could not be scored (means over the others)
+STATUS_DEGENERATE = "degenerate"  # results.json says no test view could be scored: nothing measured
 STATUS_UNFINISHED = "unfinished"  # run.json without results.json
 STATUS_UNREADABLE = "unreadable"  # a JSON file that does not parse, or a path that is not a job folder
+COMPLETE = (STATUS_OK, STATUS_PARTIAL, STATUS_DEGENERATE)  # the job finished; its results.json reads
+LEGACY_MIN_VISIBLE = 0.01  # the default eval.min_visible_fraction, applied to results written without a status
 
 
 def display_name(feature: str) -> str:
@@ -66,8 +71,14 @@ class JobRecord:
     n_gaussians: int | None = None
     seed: int | None = None
     random_weights: bool | None = None
+    num_views_scored: int | None = None
     steps_done: tuple[str, ...] = ()
-    error: str = ""
+    error: str = ""  # why the job is not ok (unreadable file, degenerate or partial results)
+
+    @property
+    def rankable(self) -> bool:
+        """A measurement that may be ranked: finished, scored, from trained (not random) weights."""
+        return self.status in (STATUS_OK, STATUS_PARTIAL) and not self.random_weights
 
     @property
     def combo(self) -> tuple[str, str]:
@@ -111,10 +122,12 @@ def _parse_path(parts: tuple[str, ...]) -> dict | None:
 
 
 def _num(value, kind=float):
+    """A finite number or None (a NaN/inf written by an older version is not a measurement)."""
     try:
-        return None if value is None else kind(value)
-    except (TypeError, ValueError):
+        number = None if value is None else kind(value)
+    except (TypeError, ValueError, OverflowError):
         return None
+    return number if number is None or math.isfinite(number) else None
 
 
 def _read_job(job_dir: Path, rel: tuple[str, ...]) -> list[JobRecord]:
@@ -151,14 +164,31 @@ def _read_job(job_dir: Path, rel: tuple[str, ...]) -> list[JobRecord]:
         m_it = re.fullmatch(r"ours_(\d+)", key)
         if not m_it or not isinstance(values, dict):
             continue
+        status, reason = _status(values)
         records.append(JobRecord(
-            **base, **extra, status=STATUS_OK, error=errors, iteration=int(m_it.group(1)),
-            metrics={k: _num(values.get(k)) for k in METRIC_KEYS}, num_views=_num(values.get("num_views"), int),
+            **base, **extra, status=status, error="; ".join(e for e in (errors, reason) if e),
+            iteration=int(m_it.group(1)), metrics={k: _num(values.get(k)) for k in METRIC_KEYS},
+            num_views=_num(values.get("num_views"), int), num_views_scored=_num(values.get("num_views_scored"), int),
             random_weights=bool(values.get("random_weights", False))))
     if not records:
         return [JobRecord(**base, **extra, status=STATUS_UNREADABLE,
                           error="results.json has no ours_<iteration> entry")]
     return records
+
+
+def _status(values: dict) -> tuple[str, str]:
+    """(status, reason) of one ``ours_<it>`` entry. Entries written before statuses existed are judged from their
+    visible fraction: versions before 0.2 scored a view with an empty mask as PSNR 200 / SSIM 1."""
+    status = values.get("status")
+    if status is None:
+        fraction = _num(values.get("mask_fraction"))
+        if fraction is not None and fraction < LEGACY_MIN_VISIBLE:
+            return STATUS_DEGENERATE, (f"written by an older feat2gs with a mean visible fraction of {fraction:.2%}: "
+                                       "not measurable; rerun `feat2gs metrics`")
+        return STATUS_OK, ""
+    if status not in COMPLETE:
+        return STATUS_UNREADABLE, f"results.json: unknown status {status!r}"
+    return status, str(values.get("status_reason") or "")
 
 
 def collect_jobs(results_root: str | Path) -> list[JobRecord]:
@@ -172,9 +202,9 @@ def collect_jobs(results_root: str | Path) -> list[JobRecord]:
 
 
 def final_records(records: list[JobRecord]) -> list[JobRecord]:
-    """Complete records at each job's highest iteration (the one the tables use)."""
+    """Complete records (ok, partial or degenerate) at each job's highest iteration (the one the tables use)."""
     best: dict[str, JobRecord] = {}
     for r in records:
-        if r.status == STATUS_OK and (r.job_dir not in best or r.iteration > best[r.job_dir].iteration):
+        if r.status in COMPLETE and (r.job_dir not in best or r.iteration > best[r.job_dir].iteration):
             best[r.job_dir] = r
     return list(best.values())

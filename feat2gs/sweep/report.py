@@ -34,7 +34,11 @@ from feat2gs.errors import Feat2GSError
 from feat2gs.io import atomic_save, atomic_write_text, ensure_writable_dir
 from feat2gs.sweep.collect import (
     METRIC_KEYS,
+    STATUS_DEGENERATE,
     STATUS_OK,
+    STATUS_PARTIAL,
+    STATUS_UNFINISHED,
+    STATUS_UNREADABLE,
     JobRecord,
     collect_jobs,
     display_name,
@@ -52,8 +56,8 @@ DATASET_ALIASES = {"llff": "LLFF", "dl3dv": "DL3DV", "casual": "Casual", "mipner
                    "tt": "Tanks", "tanksandtemples": "Tanks", "tanks_and_temples": "Tanks"}
 
 JOB_COLUMNS = ["dataset", "scene", "n_views", "mode", "method", "feature", "display_name", "preset", "iteration",
-               *METRIC_KEYS, "num_views", "train_seconds", "total_seconds", "peak_memory_mb", "n_gaussians", "seed",
-               "random_weights", "status", "steps_done", "error", "job_dir"]
+               *METRIC_KEYS, "num_views", "num_views_scored", "train_seconds", "total_seconds", "peak_memory_mb",
+               "n_gaussians", "seed", "random_weights", "status", "steps_done", "error", "job_dir"]
 
 
 @dataclass
@@ -64,7 +68,9 @@ class ReportResult:
     n_unreadable: int
     n_absent: int
     files: list[Path] = field(default_factory=list)
-    tables: dict[str, dict[str, Table]] = field(default_factory=dict)  # combo tag -> scope -> table
+    tables: dict[str, dict[str, Table]] = field(default_factory=dict)  # combo tag -> scope -> ranked table
+    unranked: dict[str, dict[str, Table]] = field(default_factory=dict)  # the same for random-weight jobs
+    n_degenerate: int = 0
 
 
 def combo_tag(method: str, preset: str) -> str:
@@ -99,19 +105,23 @@ def _expected_scenes(records: list[JobRecord], data_root: str | Path | None) -> 
     return expected
 
 
-def build_tables(records: list[JobRecord], expected: dict[str, set],
-                 masked: bool = False) -> dict[str, dict[str, Table]]:
-    """combo tag -> {dataset: Table, "All": Table} of scene means over the complete jobs."""
+def build_tables(records: list[JobRecord], expected: dict[str, set], masked: bool = False,
+                 ranked: bool = True) -> dict[str, dict[str, Table]]:
+    """combo tag -> {dataset: Table, "All": Table} of scene means.
+
+    ``ranked=True``: the rankable jobs (scored, trained weights) in ranked tables. ``ranked=False``: the scored
+    random-weight jobs, in tables without ranks. Degenerate jobs (nothing measured) are in neither."""
     metrics = tuple(f"{k}_masked" for k in METRICS) if masked else METRICS
-    finals = final_records(records)
-    combos = sorted({r.combo for r in records if r.dataset != "?"})
+    finals = [r for r in final_records(records) if (r.rankable if ranked else r.random_weights and
+                                                    r.status in (STATUS_OK, STATUS_PARTIAL))]
+    combos = sorted({r.combo for r in finals})
     out: dict[str, dict[str, Table]] = {}
     for method, preset in combos:
-        mine = [r for r in records if r.combo == (method, preset)]
+        mine = [r for r in finals if r.combo == (method, preset)]
         features = sorted({r.feature for r in mine}, key=feature_sort_key)
         modes = sorted({r.mode for r in mine}, key=mode_sort_key)
         datasets = sorted({r.dataset for r in mine})
-        done = [r for r in finals if r.combo == (method, preset)]
+        done = mine
         tables: dict[str, Table] = {}
         for scope in datasets + [ALL_SCENES]:
             scope_sets = datasets if scope == ALL_SCENES else [scope]
@@ -127,11 +137,13 @@ def build_tables(records: list[JobRecord], expected: dict[str, set],
                         vals = [r.metrics.get(k) for r in group]
                         vals = [v for v in vals if v is not None and math.isfinite(v)]
                         cells[(f, m, k)] = Cell(float(np.mean(vals)) if vals else None, len(vals), len(scenes),
-                                                any(r.random_weights for r in group))
+                                                any(r.random_weights for r in group),
+                                                any(r.status == STATUS_PARTIAL for r in group))
             plural = "s" if len(scope_sets) > 1 else ""
             title = (f"{scope} ({len(scenes)} scenes)" if scope != ALL_SCENES
                      else f"All scenes ({len(scenes)} scenes, {len(scope_sets)} dataset{plural})")
-            tables[scope] = Table(f"{title}: {method}, preset {preset}", features, modes, metrics, cells)
+            title += "" if ranked else " — RANDOM WEIGHTS, not ranked"
+            tables[scope] = Table(f"{title}: {method}, preset {preset}", features, modes, metrics, cells, ranked)
         out[combo_tag(method, preset)] = tables
     return out
 
@@ -155,13 +167,15 @@ def absent_jobs(records: list[JobRecord], expected: dict[str, set]) -> list[tupl
 
 
 def _missing_md(records: list[JobRecord], absent: list[tuple]) -> str:
-    bad = [r for r in records if r.status != STATUS_OK]
-    lines = ["# Missing, unfinished and unreadable jobs", "",
-             f"{len(absent)} absent, {sum(r.status == 'unfinished' for r in bad)} unfinished, "
-             f"{sum(r.status == 'unreadable' for r in bad)} unreadable.", ""]
+    bad = [r for r in records if r.status in (STATUS_UNFINISHED, STATUS_UNREADABLE, STATUS_DEGENERATE)]
+    lines = ["# Missing, unfinished, unreadable and degenerate jobs", "",
+             f"{len(absent)} absent, {sum(r.status == STATUS_UNFINISHED for r in bad)} unfinished, "
+             f"{sum(r.status == STATUS_UNREADABLE for r in bad)} unreadable, "
+             f"{sum(r.status == STATUS_DEGENERATE for r in bad)} degenerate (finished, but nothing could be "
+             "measured: never ranked or averaged).", ""]
     if bad:
-        lines += ["## Unfinished / unreadable job folders", "", "| status | job folder | steps done | note |",
-                  "|---|---|---|---|"]
+        lines += ["## Unfinished / unreadable / degenerate job folders", "",
+                  "| status | job folder | steps done | note |", "|---|---|---|---|"]
         lines += [f"| {r.status} | `{r.job_dir}` | {', '.join(r.steps_done) or '–'} | {r.error.replace('|', '/')} |"
                   for r in bad]
         lines.append("")
@@ -172,7 +186,7 @@ def _missing_md(records: list[JobRecord], absent: list[tuple]) -> str:
                   for m, p, d, s, n, mo, f in absent]
         lines.append("")
     if not bad and not absent:
-        lines.append("Every job of the grid is complete.")
+        lines.append("Every job of the grid is complete and measured.")
     return "\n".join(lines) + "\n"
 
 
@@ -344,7 +358,11 @@ def report(results_root: str | Path, out_dir: str | Path, published_csv: str | P
     out = ensure_writable_dir(out_dir)
     expected = _expected_scenes(records, data_root)
     tables = build_tables(records, expected, masked)
+    unranked = build_tables(records, expected, masked, ranked=False)
     absent = absent_jobs(records, expected)
+    finals = final_records(records)
+    degenerate = [r for r in finals if r.status == STATUS_DEGENERATE]
+    n_random = sum(1 for r in finals if r.random_weights and r.status != STATUS_DEGENERATE)
     files: list[Path] = []
 
     def write(path: Path, text: str) -> None:
@@ -355,22 +373,22 @@ def report(results_root: str | Path, out_dir: str | Path, published_csv: str | P
     for r in sorted(records, key=lambda r: (r.dataset, r.scene, r.method, r.preset, mode_sort_key(r.mode),
                                              feature_sort_key(r.feature), r.iteration or 0)):
         rows.append([r.dataset, r.scene, r.n_views, r.mode, r.method, r.feature, display_name(r.feature), r.preset,
-                     r.iteration, *(r.metrics.get(k) for k in METRIC_KEYS), r.num_views, r.train_seconds,
+                     r.iteration, *(r.metrics.get(k) for k in METRIC_KEYS), r.num_views, r.num_views_scored,
+                     r.train_seconds,
                      r.total_seconds, r.peak_memory_mb, r.n_gaussians, r.seed, r.random_weights, r.status,
                      " ".join(r.steps_done), r.error, r.job_dir])
     write(out / "jobs.csv", _csv_text(JOB_COLUMNS, rows))
     write(out / "missing.md", _missing_md(records, absent))
 
+    n_ranked = sum(r.rankable for r in finals)
     index = ["# Feat2GS benchmark report", "",
-             f"Results: `{Path(results_root)}`. {sum(r.status == STATUS_OK for r in final_records(records))} complete "
-             f"jobs, {sum(r.status == 'unfinished' for r in records)} unfinished, "
-             f"{sum(r.status == 'unreadable' for r in records)} unreadable, {len(absent)} absent "
+             f"Results: `{Path(results_root)}`. {len(finals)} finished jobs: {n_ranked} ranked, {n_random} with "
+             f"random weights (not ranked), {len(degenerate)} degenerate (nothing measured, not ranked); "
+             f"{sum(r.status == STATUS_UNFINISHED for r in records)} unfinished, "
+             f"{sum(r.status == STATUS_UNREADABLE for r in records)} unreadable, {len(absent)} absent "
              "(see [missing.md](missing.md)); every job in [jobs.csv](jobs.csv).", "",
              "Cells are means over scenes (all scenes: each scene weighs the same). Ranks per column, best in bold; "
-             "`*` marks a group that lacks scenes, `†` one with random-weight jobs.", ""]
-    n_random = sum(1 for r in final_records(records) if r.random_weights)
-    if n_random:
-        index += [f"**Warning:** {n_random} jobs ran with random weights; their numbers are meaningless.", ""]
+             "`*` marks a group that lacks scenes, `‡` one where some test views could not be scored.", ""]
     for tag, scopes in tables.items():
         md = [f"# {tag}", ""] + [t.to_markdown() for t in scopes.values()]
         write(out / f"tables_{tag}.md", "\n".join(md))
@@ -381,6 +399,19 @@ def report(results_root: str | Path, out_dir: str | Path, published_csv: str | P
         if plots:
             files += _plots(scopes[ALL_SCENES], out / "plots" / tag)
 
+    if unranked or degenerate:
+        index += ["## Not ranked", ""]
+    for tag, scopes in unranked.items():
+        md = [f"# {tag}: random weights (not ranked)", ""] + [t.to_markdown() for t in scopes.values()]
+        write(out / f"tables_{tag}_random_weights.md", "\n".join(md))
+        index += [f"**{tag}: random weights** — these numbers test the pipeline and mean nothing about the models; "
+                  f"all scopes in [tables_{tag}_random_weights.md](tables_{tag}_random_weights.md).", "",
+                  scopes[ALL_SCENES].to_markdown()]
+    if degenerate:
+        index += [f"**Degenerate jobs** ({len(degenerate)}): finished, but no test view could be scored (see "
+                  "[missing.md](missing.md)):", ""]
+        index += [f"- `{r.job_dir}`: {r.error}" for r in degenerate] + [""]
+
     pub_path = Path(published_csv) if published_csv is not None else DEFAULT_PUBLISHED
     if published_csv is not None or pub_path.is_file():
         cmp_rows = compare(tables, load_published(pub_path))
@@ -390,5 +421,6 @@ def report(results_root: str | Path, out_dir: str | Path, published_csv: str | P
         write(out / "comparison.md", _comparison_md(cmp_rows, pub_path))
         index += ["See [comparison.md](comparison.md) for the published numbers.", ""]
     write(out / "report.md", "\n".join(index) + "\n")
-    return ReportResult(out, len(final_records(records)), sum(r.status == "unfinished" for r in records),
-                        sum(r.status == "unreadable" for r in records), len(absent), files, tables)
+    return ReportResult(out, len(finals), sum(r.status == STATUS_UNFINISHED for r in records),
+                        sum(r.status == STATUS_UNREADABLE for r in records), len(absent), files, tables, unranked,
+                        len(degenerate))

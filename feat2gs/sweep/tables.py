@@ -3,7 +3,9 @@
 Ranks, colours and precision follow ``paper/table.py``: per column, best-to-worst rank r (0-based, ties share
 the better rank), colour green #90c060 -> yellow #fff0d0 (r/(n-1) <= 0.5) -> red #ffd0d0; PSNR 2 decimals,
 SSIM/LPIPS 4 (leading 0 stripped). The best value per column is bold. A cell whose group lacks scenes is
-marked ``*`` and footnoted with its scene count; a cell with random-weight jobs is marked ``†``.
+marked ``*`` and footnoted with its scene count; a cell whose jobs scored only some of their test views is
+marked ``‡``. Tables of jobs that must not be ranked (random weights) are built with ``ranked=False``: no ranks,
+no bold, no colours, every cell marked ``†``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class Cell:
     n: int  # scenes with a value
     expected: int  # scenes the group should have
     random_weights: bool = False
+    partial: bool = False  # some job of the group scored only part of its test views
 
     @property
     def incomplete(self) -> bool:
@@ -55,10 +58,13 @@ class Table:
     modes: list[str]
     metrics: tuple[str, ...]
     cells: dict[tuple[str, str, str], Cell]  # (feature, mode, metric)
+    ranked: bool = True  # False: values only (random-weight jobs are never ranked, bolded or coloured)
     ranks: dict[tuple[str, str, str], int] = field(default_factory=dict)  # 1 = best
     n_ranked: dict[tuple[str, str], int] = field(default_factory=dict)  # (mode, metric) -> ranked features
 
     def __post_init__(self) -> None:
+        if not self.ranked:
+            return
         for mode in self.modes:
             for metric in self.metrics:
                 shown = {f: round(c.mean, DECIMALS[base_metric(metric)]) for f in self.features
@@ -99,6 +105,8 @@ class Table:
                         notes.append(f"{n}/{expected} scenes")
                     else:
                         notes.append(", ".join(f"{k} {c.n}/{c.expected} scenes" for k, c in cells.items()))
+                if any(c.partial for c in cells.values()):
+                    notes.append("some test views not scored")
                 if any(c.random_weights for c in cells.values()):
                     notes.append("random weights")
                 if notes:
@@ -106,7 +114,7 @@ class Table:
         return lines
 
     def _marks(self, c: Cell) -> str:
-        return ("*" if c.incomplete else "") + ("†" if c.random_weights else "")
+        return ("*" if c.incomplete else "") + ("‡" if c.partial else "") + ("†" if c.random_weights else "")
 
     # Markdown ----------------------------------------------------------------------------------------
     def to_markdown(self) -> str:
@@ -114,8 +122,8 @@ class Table:
         head = ["Feature"]
         for m in self.modes:
             head += [f"{m} {k}{ARROWS[HIGHER_IS_BETTER[base_metric(k)]]}" for k in self.metrics]
-            head.append(f"{m} rank")
-        if multi:
+            head += [f"{m} rank"] if self.ranked else []
+        if multi and self.ranked:
             head.append("Mean rank")
         lines = [f"### {self.title}", "", "| " + " | ".join(head) + " |",
                  "|" + "---|" + "---:|" * (len(head) - 1)]
@@ -130,34 +138,36 @@ class Table:
                     text = format_value(c.mean, k)
                     text = f"**{text}**" if self.ranks.get((f, m, k)) == 1 else text
                     row.append(text + self._marks(c).replace("*", "\\*"))
-                mr = self.mean_rank(f, [m])
-                row.append("–" if mr is None else f"{mr:.1f}")
-            if multi:
+                if self.ranked:
+                    mr = self.mean_rank(f, [m])
+                    row.append("–" if mr is None else f"{mr:.1f}")
+            if multi and self.ranked:
                 mr = self.mean_rank(f)
                 row.append("–" if mr is None else f"{mr:.1f}")
             lines.append("| " + " | ".join(row) + " |")
         notes = self.footnotes()
         if notes:
-            lines += ["", "\\* mean over the scenes present (group incomplete); † includes random-weight jobs:", ""]
+            lines += ["", "\\* mean over the scenes present (group incomplete); ‡ some test views could not be "
+                      "scored (means over the others); † random-weight jobs (never ranked):", ""]
             lines += [f"- {n}" for n in notes]
         return "\n".join(lines) + "\n"
 
     # LaTeX -------------------------------------------------------------------------------------------
     def to_latex(self) -> str:
         """A ``tabular`` (needs ``\\usepackage[table]{xcolor}``), cells coloured by rank, best in bold."""
-        width = len(self.metrics) + 1
-        multi = len(self.modes) > 1
+        width = len(self.metrics) + (1 if self.ranked else 0)
+        multi = len(self.modes) > 1 and self.ranked
         spec = "l" + "".join("|" + "r" * width for _ in self.modes) + ("|r" if multi else "")
         ncols = 1 + width * len(self.modes) + (1 if multi else 0)
         out = [f"% {self.title}", "% requires \\usepackage[table]{xcolor}", f"\\begin{{tabular}}{{{spec}}}", "\\hline"]
         groups = [f"\\multicolumn{{{width}}}{{c|}}{{{_tex(MODE_NAMES.get(m, m))}}}" for m in self.modes]
-        if not multi:
+        if len(self.modes) == 1 or not self.ranked:
             groups[-1] = groups[-1].replace("{c|}", "{c}")
         out.append(" & ".join([""] + groups + (["" ] if multi else [])) + " \\\\")
         sub = ["Feature"]
         for _ in self.modes:
             sub += [f"{_tex(k)}$\\{'uparrow' if HIGHER_IS_BETTER[base_metric(k)] else 'downarrow'}$"
-                    for k in self.metrics] + ["Rank"]
+                    for k in self.metrics] + (["Rank"] if self.ranked else [])
         if multi:
             sub.append("Mean rank")
         out += [" & ".join(sub) + " \\\\", "\\hline"]
@@ -172,13 +182,15 @@ class Table:
                     text = format_value(c.mean, k)
                     if self.ranks.get((f, m, k)) == 1:
                         text = f"\\textbf{{{text}}}"
-                    marks = self._marks(c).replace("†", "\\dagger")
+                    marks = self._marks(c).replace("†", "\\dagger").replace("‡", "\\ddagger")
                     if marks:
                         text += f"$^{{{marks}}}$"
                     rgb = self.colour(f, m, k)
-                    row.append(f"\\cellcolor[rgb]{{{rgb[0]:.3f},{rgb[1]:.3f},{rgb[2]:.3f}}}{text}")
-                mr = self.mean_rank(f, [m])
-                row.append("--" if mr is None else f"{mr:.1f}")
+                    row.append(text if rgb is None else
+                               f"\\cellcolor[rgb]{{{rgb[0]:.3f},{rgb[1]:.3f},{rgb[2]:.3f}}}{text}")
+                if self.ranked:
+                    mr = self.mean_rank(f, [m])
+                    row.append("--" if mr is None else f"{mr:.1f}")
             if multi:
                 mr = self.mean_rank(f)
                 row.append("--" if mr is None else f"{mr:.1f}")
@@ -186,7 +198,8 @@ class Table:
         out.append("\\hline")
         notes = self.footnotes()
         if notes:
-            text = "$^{*}$ mean over the scenes present; $^{\\dagger}$ random weights. " + "; ".join(
+            text = ("$^{*}$ mean over the scenes present; $^{\\ddagger}$ some test views not scored; $^{\\dagger}$ "
+                    "random weights, not ranked. ") + "; ".join(
                 _tex(n) for n in notes)
             out.append(f"\\multicolumn{{{ncols}}}{{l}}{{\\footnotesize {text}}} \\\\")
         out.append("\\end{tabular}")

@@ -23,6 +23,13 @@ if TYPE_CHECKING:
     from feat2gs.job import Job
 
 
+def video_outputs(job_dir: Path, target: Path, cfg: VideoConfig) -> list[Path]:
+    """The files step 6 writes for one trajectory."""
+    videos = [target] + ([target.with_name(target.stem + s + ".mp4") for s in ("_depth", "_normal")]
+                         if cfg.depth_normal else [])
+    return videos + [job_dir / "pose" / f"pose_{cfg.trajectory}.npy", job_dir / "pose" / f"poses_{cfg.trajectory}.png"]
+
+
 def render_trajectory_video(job: "Job", cfg: VideoConfig, target: Path) -> dict:
     """Render ``cfg.trajectory`` from the optimised training poses; writes the mp4(s) and the trajectory."""
     device = job.device

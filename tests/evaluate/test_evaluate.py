@@ -6,7 +6,7 @@ import torchvision
 from feat2gs.config import make_config
 from feat2gs.data.layout import SceneLayout
 from feat2gs.evaluate.lpips_vgg import load_lpips_vgg
-from feat2gs.evaluate.metrics import image_metrics, psnr_masked, psnr_paper
+from feat2gs.evaluate.metrics import image_metrics, psnr_masked, psnr_paper, summarise
 from feat2gs.evaluate.refine import refine_test_pose
 from feat2gs.evaluate.test_pose import load_mask, perturb_w2c, run_init_test_pose
 from feat2gs.evaluate.visibility import visibility_mask
@@ -61,7 +61,7 @@ def test_lpips_missing_weights_give_null_and_a_message(tmp_path, monkeypatch):
     monkeypatch.setenv("FEAT2GS_VGG16_WEIGHTS", str(tmp_path / "absent.pth"))
     model, message = load_lpips_vgg(torch.device("cpu"))
     assert model is None and "absent.pth" in message and "IMAGENET1K_V1" in message
-    out = image_metrics(torch.rand(16, 16, 3), torch.rand(16, 16, 3), torch.ones(16, 16), model)
+    out = image_metrics(torch.rand(16, 16, 3), torch.rand(16, 16, 3), torch.ones(16, 16), model, 0.01).values
     assert out["LPIPS"] is None and out["PSNR"] > 0
 
 
@@ -76,8 +76,8 @@ def test_lpips_uses_weights_from_disk(tmp_path, monkeypatch):
     model, message = load_lpips_vgg(torch.device("cpu"))
     assert message is None
     a, b = torch.rand(32, 32, 3), torch.rand(32, 32, 3)
-    same = image_metrics(a, a, torch.ones(32, 32), model)
-    diff = image_metrics(a, b, torch.ones(32, 32), model)
+    same = image_metrics(a, a, torch.ones(32, 32), model, 0.01).values
+    diff = image_metrics(a, b, torch.ones(32, 32), model, 0.01).values
     assert same["LPIPS"] == pytest.approx(0, abs=1e-6) and diff["LPIPS"] > 0 and diff["LPIPS_masked"] > 0
     path.write_bytes(b"truncated")
     model, message = load_lpips_vgg(torch.device("cpu"))
@@ -106,3 +106,25 @@ def test_refinement_recovers_a_perturbed_pose_and_keeps_the_best():
     assert (result.viewmat[:3, 3] - true[:3, 3]).norm() < (start[:3, 3] - true[:3, 3]).norm()
     replay = ((gt - rasterize(gaussians, result.viewmat, K, 40, 30, settings).image).abs()).mean()
     assert float(replay) == pytest.approx(result.best_loss, rel=1e-5)  # the kept pose is the one that scored best
+
+
+def test_views_that_cannot_be_measured_are_null_with_a_reason():
+    a, b = torch.rand(24, 32, 3), torch.rand(24, 32, 3)
+    empty = image_metrics(a, b, torch.zeros(24, 32), None, 0.01)
+    assert all(v is None for k, v in empty.values.items() if k != "mask_fraction") and "0.00% of the view" in empty.reason
+    tiny = torch.zeros(24, 32)
+    tiny[0, :7] = 1  # 7 of 768 pixels = 0.9 %: below 1 %
+    assert image_metrics(a, b, tiny, None, 0.01).values["PSNR"] is None
+    assert image_metrics(a, b, tiny, None, 0.005).values["PSNR"] is not None
+    same = image_metrics(a, a, torch.ones(24, 32), None, 0.01)
+    assert same.values["PSNR"] is None and same.values["SSIM"] == pytest.approx(1.0) and "PSNR" in same.reason
+    ok = image_metrics(a, b, torch.ones(24, 32), None, 0.01)
+    assert ok.reason is None and ok.values["PSNR"] > 0
+
+    views = {"a.png": ok, "b.png": empty}
+    partial = summarise(views)
+    assert partial.status == "partial" and partial.num_scored == 1 and partial.means["PSNR"] == ok.values["PSNR"]
+    assert set(partial.null_reasons) == {"b.png"} and "b.png" in partial.reason
+    degenerate = summarise({"b.png": empty})
+    assert degenerate.status == "degenerate" and degenerate.means["PSNR"] is None and "visible" in degenerate.reason
+    assert summarise({"a.png": ok}).status == "ok"

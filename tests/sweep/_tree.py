@@ -14,7 +14,8 @@ def job_dir(out: Path, dataset: str, scene: str, n: int, mode: str, method: str,
 
 def write_job(out: Path, dataset: str, scene: str, mode: str, feature: str, psnr: float | None = 20.0,
               ssim: float = 0.7, lpips: float | None = 0.3, method: str = "dust3r", preset: str = "protocol",
-              n: int = 3, it: int = 8000, results: bool = True, random_weights: bool = False) -> Path:
+              n: int = 3, it: int = 8000, results: bool = True, random_weights: bool = False,
+              extra: dict | None = None) -> Path:
     d = job_dir(out, dataset, scene, n, mode, method, feature, preset)
     d.mkdir(parents=True, exist_ok=True)
     run = {"dataset": dataset, "scene": scene, "n_views": n, "mode": mode, "method": method, "feature": feature,
@@ -25,5 +26,6 @@ def write_job(out: Path, dataset: str, scene: str, mode: str, feature: str, psnr
     if results:
         (d / "results.json").write_text(json.dumps({f"ours_{it}": {
             "PSNR": psnr, "SSIM": ssim, "LPIPS": lpips, "PSNR_masked": None if psnr is None else psnr + 1,
-            "SSIM_masked": ssim, "LPIPS_masked": lpips, "num_views": 2, "random_weights": random_weights}}))
+            "SSIM_masked": ssim, "LPIPS_masked": lpips, "num_views": 2, "random_weights": random_weights,
+            **(extra or {})}}))
     return d

@@ -103,16 +103,23 @@ def test_null_lpips_and_random_weights(tmp_path):
     write_job(out, "Synthetic", "blocks", "G", "iuvrgb", lpips=None, method="gt", preset="quick",
               random_weights=True)
     write_job(out, "Synthetic", "blocks", "G", "dino_b16-iuvrgb", method="gt", preset="quick")
+    write_job(out, "Synthetic", "blocks", "G", "noise", lpips=None, method="gt", preset="quick")
     res = report(out, tmp_path / "rep", published_csv=DEFAULT_PUBLISHED)
     t = res.tables["gt@quick"]["All"]
-    assert t.cell("iuvrgb", "G", "LPIPS") is None  # null is not averaged as 0
-    assert t.cells[("iuvrgb", "G", "LPIPS")].n == 0 and t.cell("iuvrgb", "G", "PSNR") is not None
-    md = t.to_markdown()
-    assert "DINO+IUVRGB" in md and "†" in md and "random weights" in md
+    assert t.cell("noise", "G", "LPIPS") is None  # null is not averaged as 0
+    assert t.cells[("noise", "G", "LPIPS")].n == 0 and t.cell("noise", "G", "PSNR") is not None
+    # a random-weight job is never ranked, bolded or averaged into a ranked cell: it has a table of its own
+    assert "iuvrgb" not in t.features and "DINO+IUVRGB" in t.to_markdown()
+    rand = res.unranked["gt@quick"]["All"]
+    assert rand.features == ["iuvrgb"] and not rand.ranks and rand.colour("iuvrgb", "G", "PSNR") is None
+    md = rand.to_markdown()
+    assert "| IUVRGB | 20.00† | .7000† | – |" in md  # marked, not bold
+    assert "| Feature | G PSNR↑ | G SSIM↑ | G LPIPS↓ |" in md  # no rank column
     assert "random weights" in (tmp_path / "rep" / "report.md").read_text()
+    assert (tmp_path / "rep" / "tables_gt@quick_random_weights.md").is_file()
     # masked tables read the *_masked metrics
     res = report(out, tmp_path / "rep2", published_csv=None, masked=True, plots=False)
-    assert res.tables["gt@quick"]["All"].cell("iuvrgb", "G", "PSNR_masked").mean == pytest.approx(21.0)
+    assert res.unranked["gt@quick"]["All"].cell("iuvrgb", "G", "PSNR_masked").mean == pytest.approx(21.0)
 
 
 def test_data_root_adds_expected_scenes(tmp_path):
@@ -146,3 +153,37 @@ def test_rank_colour_endpoints():
     assert rank_colour(0.0) == pytest.approx((0x90 / 255, 0xC0 / 255, 0x60 / 255))
     assert rank_colour(0.5) == pytest.approx((1.0, 0xF0 / 255, 0xD0 / 255))
     assert rank_colour(1.0) == pytest.approx((1.0, 0xD0 / 255, 0xD0 / 255))
+
+
+def test_degenerate_partial_and_legacy_sentinel_jobs(tmp_path):
+    out = tmp_path / "out"
+    write_job(out, "LLFF", "fern", "G", "radio", psnr=19.0, extra={"status": "ok"})
+    write_job(out, "LLFF", "fern", "G", "noise", psnr=18.0, extra={
+        "status": "partial", "num_views_scored": 1, "status_reason": "1 of 2 test views not scored"})
+    write_job(out, "LLFF", "fern", "G", "dust3r", psnr=None, ssim=None, lpips=None, extra={
+        "status": "degenerate", "status_reason": "no test view could be scored (only 0.00% visible)"})
+    # written by an older version: an empty mask scored as PSNR 200 / SSIM 1 (must never be ranked best)
+    write_job(out, "LLFF", "fern", "G", "iuvrgb", psnr=200.0, ssim=1.0, extra={"mask_fraction": 0.0})
+    res = report(out, tmp_path / "rep", published_csv=None, plots=False)
+    t = res.tables["dust3r@protocol"]["All"]
+    assert t.features == ["radio", "noise"]  # paper order; degenerate and sentinel jobs are not in the table
+    assert t.ranks[("radio", "G", "PSNR")] == 1 and t.cell("noise", "G", "PSNR").partial
+    md = t.to_markdown()
+    assert "18.00‡" in md and "some test views not scored" in md and "200" not in md
+    assert res.n_degenerate == 2 and "dust3r" not in str(res.unranked)
+    rows = {r["feature"]: r for r in csv.DictReader((tmp_path / "rep" / "jobs.csv").open())}
+    assert (rows["dust3r"]["status"], rows["iuvrgb"]["status"], rows["noise"]["status"]) == (
+        "degenerate", "degenerate", "partial")
+    assert "older feat2gs" in rows["iuvrgb"]["error"] and rows["noise"]["num_views_scored"] == "1"
+    missing = (tmp_path / "rep" / "missing.md").read_text()
+    assert "2 degenerate" in missing and "| degenerate | `LLFF/fern/3_views/feat2gs-G/dust3r/dust3r` |" in missing
+    assert "Degenerate jobs** (2)" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_legacy_nan_values_are_not_measurements(tmp_path):
+    out = tmp_path / "out"
+    d = write_job(out, "LLFF", "fern", "G", "radio")
+    (d / "results.json").write_text('{"ours_8000": {"PSNR": 21.0, "SSIM": 0.7, "LPIPS": null, '
+                                    '"PSNR_masked": NaN, "SSIM_masked": Infinity, "LPIPS_masked": null}}')
+    rec = next(r for r in collect_jobs(out) if r.feature == "radio")
+    assert rec.metrics["PSNR"] == 21.0 and rec.metrics["PSNR_masked"] is None and rec.metrics["SSIM_masked"] is None
