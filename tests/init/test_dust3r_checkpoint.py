@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 from pathlib import Path
 
 import pytest
@@ -22,44 +21,42 @@ from feat2gs.init.dust3r import (
     parse_constructor,
 )
 
-from tests.init._fixtures import FIXTURES, requires_fixtures
+from tests.init import _fixtures as fixtures
+from tests.init._fixtures import KINDS, load_tensors, readme_tol, requires_fixtures, split_pair, tiny_overrides
 
 pytestmark = requires_fixtures
 
-KINDS = ("dust3r", "mast3r")
-ALIAS = "downstream_head{h}.dpt.scratch.layer_rn.{i}.weight"
+MANIFESTS = {"dust3r": "dust3r_vitl_512_dpt_keys.json", "mast3r": "mast3r_vitl_512_catmlpdpt_keys.json"}
 
 
 def load(name: str) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    return load_file(str(FIXTURES / name))
+    return load_tensors(name)
 
 
 def tiny_meta(kind: str) -> dict:
-    return json.loads((FIXTURES / f"{kind}_tiny_config.json").read_text())
+    return fixtures.load_json(f"{kind}_tiny_config.json")
 
 
-def tiny_overrides(kind: str) -> dict:
-    o = tiny_meta(kind)["head_factory_overrides"]
-    return {"dpt_feature_dim": o["feature_dim"], "dpt_last_dim": o["last_dim"],
-            "dpt_layer_dims": tuple(o["layer_dims"]), "local_feat_hidden_factor": o["hidden_dim_factor"]}
-
-
-def tol(ref: torch.Tensor) -> float:
-    return 1e-4 * float(ref.abs().max()) + 1e-6
+def aliased_keys(kind: str) -> list[str]:
+    """State-dict entries that alias another module's weight (the layer_rn list), from the full-size manifest."""
+    keys = fixtures.load_json(MANIFESTS[kind])["aliased_keys_dropped_by_safetensors_save_model"]
+    assert keys, "the manifest names no aliased keys"
+    return keys
 
 
 def check_ab(model, kind: str) -> None:
-    """The loaded model reproduces the official AB outputs."""
+    """The loaded model reproduces the official outputs of the fixture's first inference pair."""
     inp, ref = load("tiny_inputs.safetensors"), load(f"{kind}_tiny_io.safetensors")
+    pair = fixtures.pairs(kind)[0]
+    first, second = split_pair(pair)
     with torch.no_grad():
-        p1, p2 = model({"img": inp["A.img"], "true_shape": inp["A.true_shape"]},
-                       {"img": inp["B.img"], "true_shape": inp["B.true_shape"]})
+        p1, p2 = model(fixtures.view(inp, first), fixtures.view(inp, second))
     for which, pred in (("pred1", p1), ("pred2", p2)):
-        for name in [k for k in ref if k.startswith(f"inference.AB.{which}.")]:
+        names = [k for k in ref if k.startswith(f"inference.{pair}.{which}.")]
+        assert names, f"no reference outputs for inference.{pair}.{which}"
+        for name in names:
             got = pred[name.rsplit(".", 1)[1]]
-            assert float((got - ref[name]).abs().max()) <= tol(ref[name]), name
+            assert float((got - ref[name]).abs().max()) <= readme_tol(ref[name]), name
 
 
 def write_pth(path: Path, kind: str, sd: dict | None = None, constructor: str | None = None, **extra) -> Path:
@@ -74,16 +71,15 @@ def write_hf_dir(path: Path, kind: str) -> Path:
     from safetensors.torch import save_file
 
     path.mkdir(parents=True)
-    cfg = dict(tiny_meta(kind)["constructor_kwargs_inference_variant"])
-    if kind == "dust3r":
-        cfg["freeze"] = "none"
+    # The tiny kwargs, plus the fields the hub mixin records that the tiny kwargs do not set (e.g. freeze).
+    hub = fixtures.load_json(MANIFESTS[kind])["hub_mixin_config_for_inference_variant"]
+    cfg = {**{k: v for k, v in hub.items() if v is not None}, **tiny_meta(kind)["constructor_kwargs_inference_variant"]}
     text = json.dumps(cfg, indent=2).replace('"-inf"', "-Infinity").replace('"inf"', "Infinity")
     assert "Infinity" in text
     (path / "config.json").write_text(text)
     sd = load(f"{kind}_tiny_state_dict.safetensors")
-    for h in (1, 2):
-        for i in range(4):
-            del sd[ALIAS.format(h=h, i=i)]
+    for key in aliased_keys(kind):
+        del sd[key]
     save_file({k: v.contiguous() for k, v in sd.items()}, str(path / "model.safetensors"))
     return path
 
@@ -92,12 +88,16 @@ def write_hf_dir(path: Path, kind: str) -> Path:
 # constructor string
 
 def test_parse_official_constructor_strings():
-    for make, manifest in ((dust3r_vitl_512_dpt, "dust3r_vitl_512_dpt_keys.json"),
-                           (mast3r_vitl_512_catmlpdpt, "mast3r_vitl_512_catmlpdpt_keys.json")):
-        man = json.loads((FIXTURES / manifest).read_text())
+    for kind, make in (("dust3r", dust3r_vitl_512_dpt), ("mast3r", mast3r_vitl_512_catmlpdpt)):
+        man = fixtures.load_json(MANIFESTS[kind])
         cls, kwargs = parse_constructor(man["constructor"])
         assert cls in ("AsymmetricCroCo3DStereo", "AsymmetricMASt3R")
-        assert kwargs["depth_mode"] == ("exp", -math.inf, math.inf) and kwargs["img_size"] == (512, 512)
+        # What the hub mixin records for the same model (the inference rewrite aside) is what we parsed.
+        hub = {k: fixtures.json_number(v) for k, v in man["hub_mixin_config_for_inference_variant"].items()}
+        for key, value in kwargs.items():
+            if key not in ("patch_embed_cls", "landscape_only") and key in hub and hub[key] is not None:
+                assert value == hub[key], key
+        assert {"depth_mode", "img_size", "enc_embed_dim", "dec_depth"} <= set(kwargs)
         for text in (man["constructor"], man["constructor_as_built_by_load_model"]):
             cfg = config_from_constructor(text)  # inference rewrite: PatchEmbedDust3R, landscape_only=False
             official = make()
@@ -127,7 +127,7 @@ def test_load_official_pth_layout(tmp_path, kind):
     assert not loaded.random_weights and loaded.kind == kind and loaded.source == str(path)
     assert loaded.config.patch_embed_cls == "PatchEmbedDust3R" and not loaded.config.landscape_only
     if kind == "mast3r":
-        assert loaded.config.desc_conf_mode == ("exp", 0.0, math.inf)
+        assert loaded.config.desc_conf_mode == fixtures.tiny_kwargs(kind)["desc_conf_mode"]
     check_ab(loaded.model, kind)
 
 
@@ -135,9 +135,9 @@ def test_load_official_pth_layout(tmp_path, kind):
 def test_load_hf_directory_layout(tmp_path, kind, monkeypatch):
     d = write_hf_dir(tmp_path / "hf", kind)
     loaded = load_dust3r(d, kind=kind, overrides=tiny_overrides(kind))
-    assert loaded.config.enc_embed_dim == 32 and not loaded.random_weights
+    assert loaded.config.enc_embed_dim == fixtures.tiny_kwargs(kind)["enc_embed_dim"] and not loaded.random_weights
     sd = loaded.model.state_dict()
-    assert ALIAS.format(h=1, i=0) in sd
+    assert set(aliased_keys(kind)) <= set(sd)  # dropped from model.safetensors, restored on load
     check_ab(loaded.model, kind)
     # the same directory found through $FEAT2GS_CHECKPOINTS under the official stem name
     stem = {"dust3r": "DUSt3R_ViTLarge_BaseDecoder_512_dpt",
@@ -168,7 +168,7 @@ def test_random_weights_are_flagged():
     loaded = load_dust3r(kind="mast3r", random_weights=True, device="meta")  # full size, no memory
     assert loaded.random_weights and loaded.source == "random"
     assert loaded.config == mast3r_vitl_512_catmlpdpt()
-    assert sum(p.numel() for p in loaded.model.parameters()) == 688_638_856
+    assert sum(p.numel() for p in loaded.model.parameters()) == fixtures.load_json(MANIFESTS["mast3r"])["n_parameters"]
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -224,13 +224,14 @@ def test_wrong_model_kind(tmp_path):
 
 def test_key_mismatches_are_summarised(tmp_path):
     sd = load("dust3r_tiny_state_dict.safetensors")
-    del sd["enc_norm.weight"]
+    removed = "enc_norm.weight"  # a key of every DUSt3R state_dict
+    del sd[removed]
     sd["extra.thing"] = torch.zeros(3)
     path = write_pth(tmp_path / "bad.pth", "dust3r", sd=sd)
     with pytest.raises(CheckpointError) as err:
         load_dust3r(path, kind="dust3r", overrides=tiny_overrides("dust3r"))
     msg = str(err.value)
-    assert "missing keys 1" in msg and "enc_norm.weight" in msg and "unexpected keys 1" in msg and str(path) in msg
+    assert "missing keys 1" in msg and removed in msg and "unexpected keys 1" in msg and str(path) in msg
     # official-size architecture against tiny weights: shape mismatches, summarised (not thousands of lines)
     path = write_pth(tmp_path / "tiny.pth", "dust3r")
     with pytest.raises(CheckpointError, match="shape mismatches") as err:

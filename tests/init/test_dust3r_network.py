@@ -3,7 +3,6 @@ and the full-size state_dict layout against the official key manifests (built on
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
@@ -16,23 +15,21 @@ from feat2gs.init.dust3r import (
     dust3r_vitl_512_dpt,
     make_pairs_complete,
     mast3r_vitl_512_catmlpdpt,
+    parse_constructor,
     run_pairs,
 )
 
-from tests.init._fixtures import FIXTURES, requires_fixtures
+from tests.init import _fixtures as fixtures
+from tests.init._fixtures import KINDS, load_tensors, readme_tol, requires_fixtures, split_pair, view
 
 pytestmark = requires_fixtures
-
-KINDS = ("dust3r", "mast3r")
-PAIRS = ("AB", "BA", "AC", "CA")
 
 
 # ------------------------------------------------------------------------------------------------------------------
 # helpers
 
 def tol(ref: torch.Tensor) -> float:
-    """Pass criterion recommended by the fixture README: 1e-4 * max|ref| + 1e-6."""
-    return 1e-4 * float(ref.abs().max()) + 1e-6
+    return readme_tol(ref)
 
 
 def max_err(a: torch.Tensor, ref: torch.Tensor) -> float:
@@ -40,32 +37,24 @@ def max_err(a: torch.Tensor, ref: torch.Tensor) -> float:
     return float((a.double() - ref.double()).abs().max())
 
 
-def load(name: str) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    return load_file(str(FIXTURES / name))
-
-
 def tiny_config(kind: str, variant: str = "constructor_kwargs_inference_variant"):
-    meta = json.loads((FIXTURES / f"{kind}_tiny_config.json").read_text())
-    o = meta["head_factory_overrides"]
-    overrides = {"dpt_feature_dim": o["feature_dim"], "dpt_last_dim": o["last_dim"],
-                 "dpt_layer_dims": tuple(o["layer_dims"]), "local_feat_hidden_factor": o["hidden_dim_factor"]}
-    return config_from_kwargs(meta[variant], None, inference=False, overrides=overrides)
+    meta = fixtures.load_json(f"{kind}_tiny_config.json")
+    return config_from_kwargs(meta[variant], None, inference=False, overrides=fixtures.tiny_overrides(kind))
 
 
-def view(inputs: dict[str, torch.Tensor], name: str, key: str = "img") -> dict[str, torch.Tensor]:
-    return {"img": inputs[f"{name}.{key}"], "true_shape": inputs[f"{name}.true_shape"]}
+def nonempty(names: list, what: str) -> list:
+    assert names, f"the fixture set has no {what}: nothing to compare"
+    return names
 
 
 @pytest.fixture(scope="module")
 def inputs():
-    return load("tiny_inputs.safetensors")
+    return load_tensors("tiny_inputs.safetensors")
 
 
 @pytest.fixture(scope="module")
 def refs():
-    return {kind: load(f"{kind}_tiny_io.safetensors") for kind in KINDS}
+    return {kind: load_tensors(f"{kind}_tiny_io.safetensors") for kind in KINDS}
 
 
 @pytest.fixture(scope="module")
@@ -73,21 +62,24 @@ def nets():
     out = {}
     for kind in KINDS:
         net = Dust3rNet(tiny_config(kind)).eval()
-        net.load_state_dict(load(f"{kind}_tiny_state_dict.safetensors"), strict=True)
+        net.load_state_dict(load_tensors(f"{kind}_tiny_state_dict.safetensors"), strict=True)
         out[kind] = net
     return out
 
 
+def run_pair(net, inputs, pair: str):
+    first, second = split_pair(pair)
+    with torch.no_grad():
+        return net(view(inputs, first), view(inputs, second))
+
+
 def compare(got: dict[str, torch.Tensor], ref: dict[str, torch.Tensor], prefix: str) -> list[str]:
     """Compare every reference tensor under prefix; returns the compared names (asserts within tolerance)."""
-    names = [k for k in ref if k.startswith(prefix)]
-    assert names, f"no reference tensors under {prefix}"
-    worst = []
+    names = nonempty([k for k in ref if k.startswith(prefix)], f"reference tensors under {prefix}")
     for name in names:
         key = name[len(prefix):]
         assert key in got, f"{name}: output {key!r} missing (have {sorted(got)})"
         err, limit = max_err(got[key], ref[name]), tol(ref[name])
-        worst.append((err / limit, name, err, limit))
         assert err <= limit, f"{name}: max|a-b| = {err:.3g} > {limit:.3g}"
     return names
 
@@ -96,31 +88,32 @@ def compare(got: dict[str, torch.Tensor], ref: dict[str, torch.Tensor], prefix: 
 # outputs and intermediates
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("pair", PAIRS)
-def test_tiny_outputs_match_official(nets, inputs, refs, kind, pair):
-    with torch.no_grad():
-        p1, p2 = nets[kind](view(inputs, pair[0]), view(inputs, pair[1]))
-    assert "pts3d_in_other_view" in p2 and "pts3d" not in p2
-    n1 = compare(p1, refs[kind], f"inference.{pair}.pred1.")
-    n2 = compare(p2, refs[kind], f"inference.{pair}.pred2.")
-    expected = {"pts3d", "conf", "feat", "decfeat"} | ({"desc_conf"} if kind == "mast3r" else set())
-    assert expected <= {n.rsplit(".", 1)[1] for n in n1}
-    if kind == "mast3r":
-        assert set(p1) == {"pts3d", "conf", "desc", "desc_conf", "feat", "decfeat"}
-        assert torch.allclose(p1["desc"].norm(dim=-1), torch.ones(()), atol=1e-5)
-        assert len(n2) == len(n1)
+def test_tiny_config_matches_the_fixture(nets, kind):
+    meta = fixtures.load_json(f"{kind}_tiny_config.json")
+    assert nets[kind].cfg.dpt_hooks == meta["dpt_hooks"]
+    state = load_tensors(f"{kind}_tiny_state_dict.safetensors")
+    assert len(state) == meta["n_state_dict_entries"] == len(nets[kind].state_dict())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_tiny_outputs_match_official(nets, inputs, refs, kind):
+    for pair in nonempty(fixtures.pairs(kind), f"{kind} inference pairs"):
+        p1, p2 = run_pair(nets[kind], inputs, pair)
+        assert "pts3d_in_other_view" in p2 and "pts3d" not in p2
+        compare(p1, refs[kind], f"inference.{pair}.pred1.")
+        compare(p2, refs[kind], f"inference.{pair}.pred2.")
+        if kind == "mast3r":
+            assert set(p1) == {"pts3d", "conf", "desc", "desc_conf", "feat", "decfeat"}
+            assert torch.allclose(p1["desc"].norm(dim=-1), torch.ones(()), atol=1e-5)
 
 
 _MODULE = {"head1.dpt_raw": "downstream_head1.dpt", "head2.dpt_raw": "downstream_head2.dpt",
            "head1.local_features_mlp": "downstream_head1.head_local_features"}
 
 
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("pair", ("AB", "AC"))
-def test_tiny_intermediates_match_official(nets, inputs, refs, kind, pair):
-    net, ref = nets[kind], refs[kind]
+def check_intermediates(net, inputs, ref, pair: str) -> None:
     prefix = f"inference.{pair}.inter."
-    names = [k for k in ref if k.startswith(prefix)]
+    names = nonempty([k for k in ref if k.startswith(prefix)], f"intermediates under {prefix}")
     calls: dict[str, list] = {}
     wanted = set()
     for name in names:
@@ -131,8 +124,7 @@ def test_tiny_intermediates_match_official(nets, inputs, refs, kind, pair):
     hooks = [modules[m].register_forward_hook(lambda mod, i, o, m=m: calls.setdefault(m, []).append(o))
              for m in wanted]
     try:
-        with torch.no_grad():
-            net(view(inputs, pair[0]), view(inputs, pair[1]))
+        run_pair(net, inputs, pair)
     finally:
         for h in hooks:
             h.remove()
@@ -158,23 +150,29 @@ def test_tiny_intermediates_match_official(nets, inputs, refs, kind, pair):
         assert err <= limit, f"{name}: max|a-b| = {err:.3g} > {limit:.3g}"
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_tiny_intermediates_match_official(nets, inputs, refs, kind):
+    for pair in nonempty(fixtures.pairs(kind, part="inter"), f"{kind} pairs with intermediates"):
+        check_intermediates(nets[kind], inputs, refs[kind], pair)
+
+
 def test_manyar_training_variant_matches_official(inputs, refs):
-    """Optional training-time variant: portrait C fed transposed (landscape tensor), outputs in landscape."""
+    """Optional training-time variant: a portrait image fed transposed (landscape tensor), outputs in landscape."""
     for kind in KINDS:
         net = Dust3rNet(tiny_config(kind, "constructor_kwargs")).eval()
         assert net.cfg.manyar and net.cfg.landscape_only
-        net.load_state_dict(load(f"{kind}_tiny_state_dict.safetensors"), strict=True)
-        a, ct = view(inputs, "A"), view(inputs, "C", "img_landscape_for_manyar")
-        for pair, (v1, v2) in (("ACt", (a, ct)), ("CtA", (ct, a))):
-            with torch.no_grad():
-                p1, p2 = net(v1, v2)
+        net.load_state_dict(load_tensors(f"{kind}_tiny_state_dict.safetensors"), strict=True)
+        for pair in nonempty(fixtures.pairs(kind, "manyar"), f"{kind} manyar pairs"):
+            p1, p2 = run_pair(net, inputs, pair)
             compare(p1, refs[kind], f"manyar.{pair}.pred1.")
             compare(p2, refs[kind], f"manyar.{pair}.pred2.")
 
 
 def test_batched_pairs_match_batch_one(nets, inputs):
-    imgs = [inputs[f"{n}.img"] for n in "ABD"]
-    pairs = make_pairs_complete(3)
+    names = fixtures.same_size_images()
+    assert len(names) >= 2, "the fixture set has fewer than two images of one size"
+    imgs = [inputs[f"{n}.img"] for n in names]
+    pairs = make_pairs_complete(len(names))
     for kind in KINDS:
         one = run_pairs(nets[kind], imgs, pairs, batch_size=1, progress=False)
         many = run_pairs(nets[kind], imgs, pairs, batch_size=4, progress=False)
@@ -184,12 +182,13 @@ def test_batched_pairs_match_batch_one(nets, inputs):
                 got = getattr(many, which)[key]
                 assert got.shape[0] == len(pairs)
                 assert max_err(got, ref) <= tol(ref), f"{kind} {which}.{key}"
-        # also directly: a batch of (A,B),(B,A),(A,D) against the single runs
-        v = lambda names: {"img": torch.cat([inputs[f"{n}.img"] for n in names]),
-                           "true_shape": torch.cat([inputs[f"{n}.true_shape"] for n in names])}
+        # also directly: one batch holding three ordered pairs against the single runs
+        direct = [(names[a], names[b]) for a, b in pairs[:3]]
+        v = lambda ns: {"img": torch.cat([inputs[f"{n}.img"] for n in ns]),
+                        "true_shape": torch.cat([inputs[f"{n}.true_shape"] for n in ns])}
         with torch.no_grad():
-            b1, b2 = nets[kind](v("ABA"), v("BAD"))
-            for i, (x, y) in enumerate(("AB", "BA", "AD")):
+            b1, b2 = nets[kind](v([x for x, _ in direct]), v([y for _, y in direct]))
+            for i, (x, y) in enumerate(direct):
                 s1, s2 = nets[kind](view(inputs, x), view(inputs, y))
                 for got, ref in ((b1, s1), (b2, s2)):
                     for key in ref:
@@ -197,42 +196,72 @@ def test_batched_pairs_match_batch_one(nets, inputs):
 
 
 def test_run_pairs_encoder_features_are_feat2gs_stacked_feat(nets, inputs, refs):
-    imgs = [inputs[f"{n}.img"] for n in "ABD"]
+    names = fixtures.same_size_images()
+    imgs = [inputs[f"{n}.img"] for n in names]
+    report = fixtures.load_json("tiny_forward_report.json")
+    compared = 0
     for kind in KINDS:
+        ref = refs[kind][f"feat2gs.{kind}.stacked_feat"]
+        assert ref.shape[0] == len(names), f"stacked_feat holds {ref.shape[0]} images, not the {names} of one size"
+        # The images are identified by their size, in name order; where an inference pair also holds the image's
+        # encoder output, it is the same tensor (README: bit-equal in the official run), which pins the order.
+        for k, name in enumerate(names):
+            for pair in fixtures.pairs(kind):
+                if split_pair(pair)[0] == name:
+                    same = refs[kind][f"inference.{pair}.pred1.feat"][0]
+                    assert max_err(ref[k], same) <= tol(same), f"stacked_feat[{k}] is not image {name} ({pair})"
         out = run_pairs(nets[kind], imgs, None, batch_size=1, progress=False, keys={"pts3d", "conf"})
-        assert out.edges == [(1, 0), (2, 0), (2, 1), (0, 1), (0, 2), (1, 2)]
+        # Recorded once, under "dust3r": Feat2GS pairs the images the same way for both networks.
+        assert out.edges == [tuple(e) for e in report["dust3r"]["feat2gs_pair_order"]]
         assert set(out.pred1) == {"pts3d", "conf"} and set(out.pred2) == {"conf"}
         stacked = torch.stack(out.encoder_features)
-        ref = refs[kind][f"feat2gs.{kind}.stacked_feat"]
         assert max_err(stacked, ref) <= tol(ref)
-    up = refs["dust3r"]["feat2gs.dust3r.upsampled_feat.img0.first8ch"]
-    feat = nets["dust3r"].encoder_features(inputs["A.img"])
-    got = F.interpolate(feat.permute(0, 3, 1, 2), size=up.shape[:2], mode="bilinear", align_corners=False)
-    assert max_err(got[0, :8].permute(1, 2, 0), up) <= tol(up)
+        compared += 1
+        for name in [n for n in refs[kind] if re.fullmatch(rf"feat2gs\.{kind}\.upsampled_feat\.img\d+\.first\d+ch", n)]:
+            image, channels = map(int, re.search(r"img(\d+)\.first(\d+)ch$", name).groups())
+            up = refs[kind][name]
+            feat = nets[kind].encoder_features(imgs[image])
+            got = F.interpolate(feat.permute(0, 3, 1, 2), size=up.shape[:2], mode="bilinear", align_corners=False)
+            assert max_err(got[0, :channels].permute(1, 2, 0), up) <= tol(up), name
+            compared += 1
+    assert compared > len(KINDS), "no upsampled Feat2GS feature sample in the fixture set"
 
 
 def test_pair_order_matches_global_alignment_fixture():
-    edges = load("ga_fixture.safetensors")["input.edges"]
-    assert [tuple(e) for e in edges.tolist()] == make_pairs_complete(3)
-    assert len(make_pairs_complete(5)) == 20
-    assert make_pairs_complete(3, symmetrize=False) == [(1, 0), (2, 0), (2, 1)]
+    edges = [tuple(e) for e in load_tensors("ga_fixture.safetensors")["input.edges"].tolist()]
+    n = len(load_tensors("ga_fixture.safetensors")["input.true_shape"])
+    assert edges == make_pairs_complete(n)
+    # symmetrised: the one-way pairs first, then the same pairs swapped
+    assert make_pairs_complete(n, symmetrize=False) == edges[: len(edges) // 2]
+    assert edges[len(edges) // 2:] == [(j, i) for i, j in edges[: len(edges) // 2]]
+    assert all(len(make_pairs_complete(m)) == m * (m - 1) for m in range(2, 7))
 
 
-def test_mixed_shapes_in_run_pairs(nets, inputs):
-    """Portrait + landscape images: runs are split by shape; outputs come back as per-edge lists."""
-    imgs = [inputs["A.img"], inputs["C.img"], inputs["B.img"]]
+def test_mixed_shapes_in_run_pairs(nets, inputs, refs):
+    """Images of two sizes: runs are split by shape; outputs come back as per-edge lists."""
+    mixed = [p for p in fixtures.pairs("dust3r") if len({fixtures.image_shape(v) for v in split_pair(p)}) == 2]
+    pair = nonempty(mixed, "inference pair of two image sizes")[0]
+    first, second = split_pair(pair)
+    third = next(n for n in fixtures.images()
+                 if n not in (first, second) and fixtures.image_shape(n) == fixtures.image_shape(first))
+    imgs = [inputs[f"{n}.img"] for n in (first, second, third)]
     out = run_pairs(nets["dust3r"], imgs, [(0, 1), (1, 0), (0, 2)], batch_size=3, progress=False)
-    assert isinstance(out.pred1["pts3d"], list) and out.pred1["pts3d"][1].shape == (64, 48, 3)
-    ref = load("dust3r_tiny_io.safetensors")["inference.AC.pred2.pts3d_in_other_view"][0]
+    assert isinstance(out.pred1["pts3d"], list)
+    assert out.pred1["pts3d"][1].shape == (*fixtures.image_shape(second), 3)
+    ref = refs["dust3r"][f"inference.{pair}.pred2.pts3d_in_other_view"][0]
     assert max_err(out.pred2["pts3d_in_other_view"][0], ref) <= tol(ref)
-    assert [f.shape for f in out.encoder_features] == [(3, 4, 32), (4, 3, 32), (3, 4, 32)]
+    feat_first = refs["dust3r"][f"inference.{pair}.pred1.feat"][0].shape
+    feat_second = refs["dust3r"][f"inference.{pair}.pred2.feat"][0].shape
+    assert [f.shape for f in out.encoder_features] == [feat_first, feat_second, feat_first]
 
 
 def test_autocast_bf16_cpu_runs_heads_in_fp32(nets, inputs):
     net = nets["mast3r"]
+    pair = nonempty([p for p in fixtures.pairs("mast3r") if split_pair(p)[0] in fixtures.images()], "pairs")[0]
+    first, second = split_pair(pair)
     with torch.no_grad():
-        ref1, _ = net(view(inputs, "A"), view(inputs, "B"))
-        p1, p2 = net(view(inputs, "A"), view(inputs, "B"), autocast=torch.bfloat16)
+        ref1, _ = net(view(inputs, first), view(inputs, second))
+        p1, p2 = net(view(inputs, first), view(inputs, second), autocast=torch.bfloat16)
     assert p1["pts3d"].dtype == torch.float32 and p2["conf"].dtype == torch.float32
     for key in ("pts3d", "conf", "feat"):
         assert torch.isfinite(p1[key]).all()
@@ -248,7 +277,7 @@ def test_autocast_bf16_cpu_runs_heads_in_fp32(nets, inputs):
     ("mast3r", mast3r_vitl_512_catmlpdpt, "mast3r_vitl_512_catmlpdpt_keys.json"),
 ])
 def test_full_size_state_dict_matches_manifest(kind, make, manifest):
-    man = json.loads((FIXTURES / manifest).read_text())
+    man = fixtures.load_json(manifest)
     with torch.device("meta"):
         net = Dust3rNet(make())
     sd = net.state_dict()
@@ -266,4 +295,6 @@ def test_full_size_state_dict_matches_manifest(kind, make, manifest):
             scratch = getattr(net, head).dpt.scratch
             assert scratch.layer_rn[int(i)] is getattr(scratch, f"layer{int(i) + 1}_rn")
             assert e["alias_of"] == f"{head}.dpt.scratch.layer{int(i) + 1}_rn.weight"
-    assert net.cfg.dpt_hooks == [0, 6, 9, 12]
+    # DPT hooks [0, L/2, 3L/4, L] of the manifest's decoder depth L (README, part B)
+    depth = parse_constructor(man["constructor"])[1]["dec_depth"]
+    assert net.cfg.dpt_hooks == [0, depth * 2 // 4, depth * 3 // 4, depth]

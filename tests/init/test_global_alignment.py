@@ -22,10 +22,9 @@ from feat2gs.init.align import (
     solve_pnp_c2w,
 )
 
-from tests.init._fixtures import FIXTURES as FIXTURE_DIR
+from tests.init import _fixtures as fixtures
 from tests.init._fixtures import requires_fixtures
 
-GA_FILE = FIXTURE_DIR / "ga_fixture.safetensors"
 pytestmark = requires_fixtures
 RAW_KEYS = ("pw_poses", "im_poses", "im_depthmaps", "im_focals", "im_pp")
 
@@ -33,9 +32,23 @@ RAW_KEYS = ("pw_poses", "im_poses", "im_depthmaps", "im_focals", "im_pp")
 # ---------------------------------------------------------------------------------------------- helpers
 @pytest.fixture(scope="module")
 def fx() -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
+    return fixtures.load_tensors("ga_fixture.safetensors")
 
-    return load_file(str(GA_FILE))
+
+@pytest.fixture(scope="module")
+def report() -> dict:
+    return fixtures.load_json("ga_report.json")
+
+
+def _niter(fx) -> int:
+    """Iterations of the official run: one loss per iteration in its trace."""
+    return len(fx["trace.loss"])
+
+
+def _size(fx) -> tuple[int, int, int]:
+    """(number of images, H, W) of the alignment inputs."""
+    (h, w), = {tuple(s) for s in fx["input.true_shape"].tolist()}
+    return len(fx["input.true_shape"]), h, w
 
 
 def _inputs(fx):
@@ -89,36 +102,51 @@ def mst_run(fx):
 
 @pytest.fixture(scope="module")
 def from_official_init(fx):
-    """300 iterations from the official init.raw.* parameters."""
-    return global_align(*_inputs(fx), niter=300, progress=False, init_params=_raw(fx, "init"))
+    """The official number of iterations from the official init.raw.* parameters."""
+    return global_align(*_inputs(fx), niter=_niter(fx), progress=False, init_params=_raw(fx, "init"))
 
 
 @pytest.fixture(scope="module")
 def full_run(fx):
-    """The whole pipeline: inputs -> MST -> 300 iterations -> clean_pointcloud."""
-    return global_align(*_inputs(fx), progress=False)
+    """The whole pipeline: inputs -> MST -> the official number of iterations -> clean_pointcloud."""
+    return global_align(*_inputs(fx), niter=_niter(fx), progress=False)
 
 
 # ---------------------------------------------------------------------------------------------- MST init
-def test_mst_focal_tree_and_quirk(fx, mst_run):
-    assert mst_run.mst_tree_edges == [(0, 1), (1, 2)]
+def same_value_pattern(values) -> list[list[bool]]:
+    """Which entries are exactly equal: the official stale-edge quirk shows as bit-identical focals."""
+    return [[a == b for b in values] for a in values]
+
+
+def test_mst_focal_tree_and_quirk(fx, report, mst_run):
+    assert mst_run.mst_tree_edges == [tuple(e) for e in report["mst_edges"]]
     before = np.array(mst_run.mst_focals, dtype=np.float64)
-    np.testing.assert_allclose(before, fx["mst.focals_before_avg"].numpy(), rtol=1e-5)
-    assert before[0] == before[1]  # the stale-edge quirk: image 1 gets the focal of edge 0_1
-    np.testing.assert_allclose(mst_run.focals.numpy(), 54.974388, rtol=1e-4)
+    ref = fx["mst.focals_before_avg"].numpy()
+    np.testing.assert_allclose(before, ref, rtol=1e-5)
+    # the stale-edge quirk: an image takes the focal of the previous edge, bit for bit, as in the official run
+    assert same_value_pattern(before.tolist()) == same_value_pattern(ref.tolist())
     np.testing.assert_allclose(mst_run.focals.numpy(), fx["init.focals"][:, 0].numpy(), rtol=1e-6)
+    np.testing.assert_allclose(mst_run.focals.numpy(), ref.mean(), rtol=1e-6)  # focal_avg
 
 
 def test_mst_focal_without_quirk_uses_the_current_edge(fx):
     ed = fx["input.edges"].tolist()
+    n, h, w = _size(fx)
     a = DenseAligner(ed, fx["input.pred1.pts3d"], fx["input.pred2.pts3d_in_other_view"], fx["input.pred1.conf"],
-                     fx["input.pred2.conf"], 3, 48, 64)
-    args = (ed, a.pred_i.reshape(-1, 48, 64, 3), a.pred_j.reshape(-1, 48, 64, 3), a.conf_i, a.conf_j, a.im_conf)
+                     fx["input.pred2.conf"], n, h, w)
+    args = (ed, a.pred_i.reshape(-1, h, w, 3), a.pred_j.reshape(-1, h, w, 3), a.conf_i, a.conf_j, a.im_conf)
     quirk = minimum_spanning_tree_init(*args, reproduce_official_focal_quirk=True)
     fixed = minimum_spanning_tree_init(*args, reproduce_official_focal_quirk=False)
-    assert quirk.focals[0] == quirk.focals[1] and fixed.focals[0] != fixed.focals[1]
-    assert fixed.focals[0] == quirk.focals[0] and fixed.focals[2] == quirk.focals[2]
-    assert abs(fixed.focals[1] / 55.0 - 1) < 2e-3
+    ref = fx["mst.focals_before_avg"].tolist()
+    np.testing.assert_allclose(quirk.focals, ref, rtol=1e-5)
+    # Images that share a focal bit for bit only through the quirk get their own edge's estimate without it.
+    for i in range(n):
+        for j in range(i + 1, n):
+            if ref[i] == ref[j]:
+                assert fixed.focals[i] != fixed.focals[j], (i, j)
+    gt = float(fx["gt.focal"][0])
+    # Each per-edge estimate is close to the truth at this noise level (a sanity bound, not a conformance limit).
+    assert max(abs(f / gt - 1) for f in fixed.focals) < 2e-3
 
 
 def test_mst_init_poses_depths_and_loss(fx, mst_run):
@@ -166,7 +194,7 @@ def test_pnp_recovers_an_exact_camera():
 def test_loop_from_official_init_follows_the_trace(fx, from_official_init):
     ref = fx["trace.loss"].numpy()
     trace = np.asarray(from_official_init.loss_trace)
-    assert trace.shape == (300,)
+    assert trace.shape == ref.shape
     rel = np.abs(trace / ref - 1)
     assert trace[0] == pytest.approx(float(fx["init.loss"]), rel=1e-6)
     # The loop is chaotic along the free gauge: an init perturbed by 1e-7 already moves the middle of the trace by
@@ -194,15 +222,21 @@ def test_full_pipeline_matches_official_final(fx, full_run):
     np.testing.assert_array_equal(full_run.conf.numpy(), fx["final.im_conf"].numpy())
 
 
-def test_full_pipeline_accuracy_against_ground_truth(fx, full_run):
+def test_full_pipeline_accuracy_against_ground_truth(fx, report, full_run):
+    """Against ground truth, no worse than the official run (``ga_report.json``) plus our allowed distance to it
+    (0.01 deg, 1e-3 of the baseline: README part C); the focal is frozen after the MST, so its error is the
+    official one."""
+    official = report["accuracy_final_vs_gt"]
     rot, centre, _ = _pose_errors_after_sim3(full_run.pts3d, full_run.c2w, _gt_points(fx), fx["gt.c2w"])
-    assert rot.max() < 0.1 and centre.max() < 0.01
-    assert abs(float(full_run.focals[0]) / float(fx["gt.focal"][0]) - 1) < 1e-3
+    assert rot.max() <= max(official["sim3_from_points"]["rot_err_deg"]) + 0.01
+    assert centre.max() <= max(official["sim3_from_points"]["center_err_over_mean_baseline"]) + 1e-3
+    focal_err = np.abs(full_run.focals.numpy() / float(fx["gt.focal"][0]) - 1)
+    assert (focal_err <= np.abs(official["focal"]["rel_err"]) + 2e-6).all()  # our focal: official's +- 1e-6 rel.
 
 
 # ---------------------------------------------------------------------------------------------- clean_pointcloud
 def test_clean_pointcloud_on_official_final_state(fx):
-    N = 3
+    N = len(fx["final.focals"])
     f = fx["final.focals"][:, 0]
     K = torch.zeros(N, 3, 3)
     K[:, 0, 0], K[:, 1, 1], K[:, :2, 2], K[:, 2, 2] = f, f, fx["final.pp"], 1.0
@@ -224,7 +258,8 @@ def test_clean_pointcloud_of_the_full_pipeline(fx, full_run):
 # ---------------------------------------------------------------------------------------------- guards
 def test_mixed_image_sizes_are_rejected(fx):
     args = list(_inputs(fx))
-    args[5] = torch.tensor([[48, 64], [48, 64], [64, 48]])
+    args[5] = args[5].clone()
+    args[5][-1] += torch.tensor([16, 0], dtype=args[5].dtype)  # the last image one patch row taller
     with pytest.raises(Feat2GSError, match="one size"):
         global_align(*args, niter=1, progress=False)
 
@@ -232,8 +267,10 @@ def test_mixed_image_sizes_are_rejected(fx):
 def test_non_finite_inputs_are_rejected(fx):
     args = list(_inputs(fx))
     args[1] = args[1].clone()
-    args[1][2, 5, 5, 0] = float("nan")
-    with pytest.raises(Feat2GSError, match=r"pred1_pts3d of pair \(2, 1\)"):
+    edge = len(args[0]) // 2
+    args[1][edge, 0, 0, 0] = float("nan")
+    i, j = fx["input.edges"][edge].tolist()
+    with pytest.raises(Feat2GSError, match=rf"pred1_pts3d of pair \({i}, {j}\)"):
         global_align(*args, niter=1, progress=False)
 
 
