@@ -2,7 +2,7 @@
 
     python -m feat2gs.sweep.env_config OUT.yaml
 
-Reads DATA_ROOT, OUTPUT_ROOT, SCENES ("Dataset/scene ..."; empty = every scene of dataset_split.json),
+Reads DATA_ROOT, OUTPUT_ROOT (written as absolute paths), SCENES ("Dataset/scene ..."; empty = every scene of dataset_split.json),
 FEATURES, MODES, METHOD, PRESET, RENDER_TRAJ, RETRIES and EXTRA_ARGS (``--set section.field=value`` items).
 """
 
@@ -49,9 +49,9 @@ def config_from_env(env: dict[str, str]) -> dict:
     overrides = _overrides(env.get("EXTRA_ARGS", ""))
     if env.get("RENDER_TRAJ"):
         overrides.append(f"video.trajectory={env['RENDER_TRAJ']}")
-    return {
-        "data_root": env.get("DATA_ROOT", "example/data"),
-        "output_root": env.get("OUTPUT_ROOT", "example/output"),
+    return {  # absolute paths: the written file means the same from any working directory
+        "data_root": str(Path(env.get("DATA_ROOT", "example/data")).absolute()),
+        "output_root": str(Path(env.get("OUTPUT_ROOT", "example/output")).absolute()),
         "datasets": datasets,
         "features": env.get("FEATURES", "iuvrgb noise oracle_xyz").split(),
         "modes": env.get("MODES", "G T").split(),

@@ -13,20 +13,23 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
+import signal
 import socket
+import subprocess
 import sys
 import time
-import traceback
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
+from rich.text import Text
 
+from feat2gs.io import atomic_write_json
 from feat2gs.sweep.plan import InitSpec, JobSpec, init_units
+from feat2gs.sweep.worker import short_error, task_payload
 
 Spec = InitSpec | JobSpec
 
@@ -101,28 +104,23 @@ class SweepSummary:
         return not self.failed and not self.skipped
 
     def print(self, console: Console | None = None) -> None:
-        console = console or Console()
+        console = console or Console(soft_wrap=True, highlight=False)
         console.rule("summary")
         n_jobs = sum(1 for r in self.succeeded if r.get("kind") == "job")
-        console.print(f"succeeded: {len(self.succeeded)} ({n_jobs} jobs, {len(self.succeeded) - n_jobs} step-1 units)"
-                      f"   failed: {len(self.failed)}   skipped: {len(self.skipped)}   ({self.seconds:.0f} s)")
+        console.print(Text(f"succeeded: {len(self.succeeded)} ({n_jobs} jobs, {len(self.succeeded) - n_jobs} step-1 "
+                           f"units)   failed: {len(self.failed)}   skipped: {len(self.skipped)}   "
+                           f"({self.seconds:.0f} s)"))
         for f in self.failed:
-            console.print(f"  [red]FAILED[/red] {f.name} after {f.attempts} attempt(s): {f.error}"
-                          + (f"  (log: {f.log})" if f.log else ""))
+            console.print(Text("  FAILED", style="red") + Text(f" {f.name} after {f.attempts} attempt(s): {f.error}"
+                                                               + (f"  (log: {f.log})" if f.log else "")))
         for name, reason in self.skipped:
-            console.print(f"  [yellow]SKIPPED[/yellow] {name}: {reason}")
-
-
-def _short_error(text: str, limit: int = 300) -> str:
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-    last = lines[-1] if lines else text
-    return last if len(last) <= limit else last[:limit] + "…"
+            console.print(Text("  SKIPPED", style="yellow") + Text(f" {name}: {reason}"))
 
 
 def run_phases(jobs: list[JobSpec], run_phase, summary: SweepSummary, console: Console) -> SweepSummary:
     """Phase 1 (step-1 units), then phase 2 (the jobs whose unit succeeded). ``run_phase(specs) -> ok names``."""
     units = init_units(jobs)
-    console.print(f"phase 1: step 1 for {len(units)} unit(s) (scene × method × feature)")
+    console.print(Text(f"phase 1: step 1 for {len(units)} unit(s) (scene × method × feature)"))
     ok_units = run_phase(units)
     runnable = []
     for job in jobs:
@@ -130,7 +128,7 @@ def run_phases(jobs: list[JobSpec], run_phase, summary: SweepSummary, console: C
             runnable.append(job)
         else:
             summary.skipped.append((job.name, f"its step 1 ({job.init.name}) failed"))
-    console.print(f"phase 2: steps 2-6 for {len(runnable)} job(s)")
+    console.print(Text(f"phase 2: steps 2-6 for {len(runnable)} job(s)"))
     run_phase(runnable)
     return summary
 
@@ -201,61 +199,95 @@ def _redirect_output(log: Path) -> Iterator[None]:
             os.close(saved[1])
 
 
-def _local_worker(spec: Spec, lock_dir: str, log_dir: str, slots: list[str], threads: int | None,
-                  attempt: int) -> dict:
-    """Pool task: take a slot, pin the GPU, run the spec with its output in ``<log_dir>/<name>.log``."""
-    log = Path(log_dir) / f"{spec.name}.log"
-    try:
-        with hold_slot(Path(lock_dir), slots, spec.name) as slot:
-            device = "cpu"
-            if slot.startswith("gpu"):
-                os.environ["CUDA_VISIBLE_DEVICES"] = slot[3:].split("_")[0]  # fresh process per GPU task
-                device = "cuda"
-            with _redirect_output(log):
-                print(f"[{time.strftime('%H:%M:%S')}] {spec.name} attempt {attempt} on {slot}", flush=True)
-                try:
-                    result = run_spec(spec, device, threads)
-                except BaseException:
-                    tb = traceback.format_exc()
-                    print(tb, flush=True)
-                    return {"name": spec.name, "ok": False, "error": _short_error(tb), "log": str(log)}
-            return {**result, "slot": slot, "log": str(log)}
-    except BaseException:  # noqa: BLE001 - report, never lose the summary
-        return {"name": spec.name, "ok": False, "error": _short_error(traceback.format_exc()), "log": str(log)}
+class _StopRequested(Exception):
+    """SIGINT or SIGTERM reached the driver."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
-class _Pool:
-    """A spawn-based process pool that is rebuilt if a worker dies (OOM kill, segfault)."""
+@dataclass
+class _Running:
+    spec: Spec
+    proc: subprocess.Popen
+    result_file: Path
+    attempt: int
 
-    def __init__(self, n: int, fresh_process: bool):
-        import multiprocessing
 
-        self.n, self.fresh = n, fresh_process
-        self.ctx = multiprocessing.get_context("spawn")
-        self.pool = self._make()
+class _TaskProcesses:
+    """At most ``n`` worker processes (``python -m feat2gs.sweep.worker``), one per task.
 
-    def _make(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(self.n, mp_context=self.ctx, max_tasks_per_child=1 if self.fresh else None)
+    Stopping is explicit: :meth:`stop` sends each running worker SIGTERM (a worker treats it as Ctrl+C: its
+    atomic writes are rolled back, completed steps kept), waits ``grace_s`` and kills what is left, so no job
+    outlives the driver and none starts after a stop.
+    """
 
-    def submit(self, *args) -> Future:
-        try:
-            return self.pool.submit(*args)
-        except (BrokenProcessPool, RuntimeError):
-            self.pool.shutdown(wait=False, cancel_futures=True)
-            self.pool = self._make()
-            return self.pool.submit(*args)
+    def __init__(self, n: int, task_dir: Path, grace_s: float = 30.0):
+        self.n, self.task_dir, self.grace_s = n, task_dir, grace_s
+        self.running: list[_Running] = []
+        task_dir.mkdir(parents=True, exist_ok=True)
 
-    def shutdown(self, cancel: bool = False) -> None:
-        self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
+    def start(self, spec: Spec, payload: dict, attempt: int) -> None:
+        stem = f"{spec.name}.{os.getpid()}.{attempt}"
+        task_file, result_file = self.task_dir / f"{stem}.task.json", self.task_dir / f"{stem}.result.json"
+        result_file.unlink(missing_ok=True)
+        atomic_write_json(task_file, payload)
+        proc = subprocess.Popen([sys.executable, "-m", "feat2gs.sweep.worker", str(task_file), str(result_file)],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.running.append(_Running(spec, proc, result_file, attempt))
+
+    def finished(self) -> list[tuple[_Running, dict]]:
+        """Reap finished workers: (task, result); a worker that died without a result gives a transient failure."""
+        done = []
+        for task in [t for t in self.running if t.proc.poll() is not None]:
+            self.running.remove(task)
+            try:
+                result = json.loads(task.result_file.read_text())
+            except (OSError, json.JSONDecodeError):
+                code = task.proc.returncode
+                how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+                result = {"name": task.spec.name, "ok": False, "transient": True,
+                          "error": f"worker died without a result ({how}; out of memory?)"}
+            for f in (task.result_file, task.result_file.with_name(task.result_file.name.replace(".result.", ".task."))):
+                f.unlink(missing_ok=True)
+            done.append((task, result))
+        return done
+
+    def stop(self) -> None:
+        for task in self.running:
+            if task.proc.poll() is None:
+                task.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.grace_s
+        for task in self.running:
+            try:
+                task.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                task.proc.kill()
+                task.proc.wait()
+        self.running = []
+
+
+def _raise_stop(signum, frame):  # noqa: ARG001 - signal handler signature
+    raise _StopRequested(signum)
+
+
+def _line(console: Console, label: str, style: str, message: str) -> None:
+    console.print(Text(f"[{time.strftime('%H:%M:%S')}] ") + Text(label, style=style) + Text(f" {message}"))
 
 
 def run_local(jobs: list[JobSpec], lock_dir: Path, log_dir: Path, *, slots: int = 1, gpus: list[int] | None = None,
-              retries: int = 1, threads: int | None = None, console: Console | None = None) -> SweepSummary:
+              retries: int = 1, threads: int | None = None, console: Console | None = None,
+              grace_s: float = 30.0) -> SweepSummary:
     """Run ``jobs`` on ``slots`` local slots (GPU slots when ``gpus``/visible GPUs exist, else CPU slots).
 
     ``threads``: torch threads per job (default: CPU cores // slots on CPU slots, torch's default on GPU).
+    Failures are retried up to ``retries`` times when they may be transient (a crash, a killed worker, CUDA
+    out of memory); a :class:`~feat2gs.errors.Feat2GSError` (bad input or settings) is not retried. On SIGINT
+    or SIGTERM no further job starts, running workers are stopped (``grace_s`` to finish their cleanup, then
+    killed), the summary is printed and :class:`KeyboardInterrupt` is raised.
     """
-    console = console or Console()
+    console = console or Console(soft_wrap=True, highlight=False)
     if slots < 1:
         from feat2gs.errors import ConfigError
 
@@ -266,50 +298,48 @@ def run_local(jobs: list[JobSpec], lock_dir: Path, log_dir: Path, *, slots: int 
         threads = max(1, len(os.sched_getaffinity(0)) // slots)
     summary = SweepSummary()
     t0 = time.perf_counter()
-    console.print(f"slots: {' '.join(names)}  (locks: {lock_dir}, logs: {log_dir})")
-    pool = _Pool(slots, fresh_process=bool(gpus))
+    console.print(Text(f"slots: {' '.join(names)}  (locks: {lock_dir}, logs: {log_dir})"))
+    workers = _TaskProcesses(slots, log_dir / ".tasks", grace_s)
 
     def phase(specs: list[Spec]) -> set[str]:
         ok: set[str] = set()
-        attempts = {s.name: 0 for s in specs}
-
-        def submit(spec: Spec) -> Future:
-            attempts[spec.name] += 1
-            return pool.submit(_local_worker, spec, str(lock_dir), str(log_dir), names, threads, attempts[spec.name])
-
-        pending = {submit(s): s for s in specs}
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                spec = pending.pop(fut)
-                try:
-                    res = fut.result()
-                except BaseException as exc:  # noqa: BLE001 - a dead worker
-                    res = {"name": spec.name, "ok": False, "error": f"worker died: {exc!r}",
-                           "log": str(log_dir / f"{spec.name}.log")}
-                n = attempts[spec.name]
+        queue = [(s, 1) for s in specs]
+        while queue or workers.running:
+            while queue and len(workers.running) < slots:
+                spec, attempt = queue.pop(0)
+                workers.start(spec, task_payload(spec, lock_dir, log_dir / f"{spec.name}.log", names, threads,
+                                                 attempt), attempt)
+            time.sleep(0.2)
+            for task, res in workers.finished():
+                spec, n = task.spec, task.attempt
                 if res.get("ok"):
                     ok.add(spec.name)
                     res["attempts"] = n
                     summary.succeeded.append(res)
-                    console.print(f"[{time.strftime('%H:%M:%S')}] [green]done[/green] {spec.name} ({res['seconds']} s)")
-                elif n <= retries:
-                    console.print(f"[{time.strftime('%H:%M:%S')}] [yellow]failed, retrying[/yellow] {spec.name} "
-                                  f"({n}/{retries + 1}): {res['error']}")
-                    pending[submit(spec)] = spec
+                    _line(console, "done", "green", f"{spec.name} ({res['seconds']} s)")
+                elif res.get("transient", True) and n <= retries:
+                    _line(console, "failed, retrying", "yellow", f"{spec.name} ({n}/{retries + 1}): {res['error']}")
+                    queue.append((spec, n + 1))
                 else:
-                    console.print(f"[{time.strftime('%H:%M:%S')}] [red]FAILED[/red] {spec.name}: {res['error']}")
+                    why = "" if res.get("transient", True) else " (not retried: the same input fails again)"
+                    _line(console, "FAILED", "red", f"{spec.name}: {res['error']}{why}")
                     summary.failed.append(Failure(spec.name, res["error"], n, res.get("log")))
         return ok
 
+    handlers = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         run_phases(jobs, phase, summary, console)
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/yellow]: stopping the pool (slots are released as workers exit)")
-        pool.shutdown(cancel=True)
+    except _StopRequested as stop:
+        for sig in handlers:  # a second Ctrl+C during the shutdown must not abandon the workers
+            signal.signal(sig, signal.SIG_IGN)
+        _line(console, "interrupted", "yellow", f"({stop}): no new job starts; stopping {len(workers.running)} "
+              "running job(s)")
+        workers.stop()
         summary.seconds = time.perf_counter() - t0
         summary.print(console)
-        raise
-    pool.shutdown()
+        raise KeyboardInterrupt from None
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
     summary.seconds = time.perf_counter() - t0
     return summary

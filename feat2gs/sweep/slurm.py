@@ -13,17 +13,12 @@ from typing import Any
 
 import submitit
 from rich.console import Console
+from rich.text import Text
 
-from feat2gs.errors import ConfigError
+from feat2gs.errors import ConfigError, Feat2GSError
 from feat2gs.sweep.config import SlurmConfig, SweepConfig
-from feat2gs.sweep.executors import (
-    Failure,
-    Spec,
-    SweepSummary,
-    _short_error,
-    run_phases,
-    run_spec,
-)
+from feat2gs.sweep.executors import Failure, Spec, SweepSummary, _line, run_phases, run_spec
+from feat2gs.sweep.worker import short_error
 from feat2gs.sweep.plan import JobSpec
 
 
@@ -31,7 +26,10 @@ class SweepTask(submitit.helpers.Checkpointable):
     """The Slurm job function: run one spec (step-1 unit or job); requeued as-is on preemption/timeout."""
 
     def __call__(self, spec: Spec) -> dict:
-        return run_spec(spec)  # device auto; torch threads = SLURM_CPUS_PER_TASK
+        try:
+            return run_spec(spec)  # device auto; torch threads = SLURM_CPUS_PER_TASK
+        except Feat2GSError as exc:  # bad input or settings: reported, not retried (other errors are raised)
+            return {"name": spec.name, "ok": False, "transient": False, "error": str(exc).splitlines()[0]}
 
 
 def require_sbatch() -> None:
@@ -67,7 +65,7 @@ def run_slurm(cfg: SweepConfig, jobs: list[JobSpec], *, retries: int | None = No
               console: Console | None = None, executor: submitit.AutoExecutor | None = None) -> SweepSummary:
     """Submit phase 1 as one job array, wait, then phase 2; failed tasks are resubmitted (as a new array) up to
     ``retries`` times. Blocks until every task has finished."""
-    console = console or Console()
+    console = console or Console(soft_wrap=True, highlight=False)
     retries = cfg.retries if retries is None else retries
     executor = executor or make_executor(cfg)
     summary = SweepSummary()
@@ -80,27 +78,26 @@ def run_slurm(cfg: SweepConfig, jobs: list[JobSpec], *, retries: int | None = No
             attempt += 1
             handles = executor.map_array(SweepTask(), todo)
             if handles:
-                console.print(f"submitted array {handles[0].job_id.split('_')[0]} ({len(handles)} task(s), "
-                              f"attempt {attempt}); logs in {cfg.output_root / 'slurm_logs'}")
+                console.print(Text(f"submitted array {handles[0].job_id.split('_')[0]} ({len(handles)} task(s), "
+                                   f"attempt {attempt}); logs in {cfg.output_root / 'slurm_logs'}"))
             failed = []
             for spec, handle in zip(todo, handles):
                 try:
                     res = handle.result()
+                except Exception as exc:  # noqa: BLE001 - FailedJobError, UncompletedJobError, ...: maybe transient
+                    res = {"ok": False, "transient": True, "error": short_error(str(exc))}
+                if res.get("ok"):
                     res.update(attempts=attempt, slurm_job=handle.job_id, log=str(handle.paths.stdout))
                     ok.add(spec.name)
                     summary.succeeded.append(res)
-                    console.print(f"[{time.strftime('%H:%M:%S')}] [green]done[/green] {spec.name} "
-                                  f"(job {handle.job_id}, {res['seconds']} s)")
-                except Exception as exc:  # noqa: BLE001 - FailedJobError, UncompletedJobError, ...
-                    err = _short_error(str(exc))
-                    failed.append((spec, err, str(handle.paths.stderr)))
-                    console.print(f"[{time.strftime('%H:%M:%S')}] [red]failed[/red] {spec.name} (job {handle.job_id}):"
-                                  f" {err}")
-            if attempt > retries:
-                summary.failed.extend(Failure(s.name, e, attempt, log) for s, e, log in failed)
-                todo = []
-            else:
-                todo = [s for s, _, _ in failed]
+                    _line(console, "done", "green", f"{spec.name} (job {handle.job_id}, {res['seconds']} s)")
+                    continue
+                _line(console, "failed", "red", f"{spec.name} (job {handle.job_id}): {res['error']}")
+                if res["transient"] and attempt <= retries:
+                    failed.append(spec)
+                else:
+                    summary.failed.append(Failure(spec.name, res["error"], attempt, str(handle.paths.stderr)))
+            todo = failed
         return ok
 
     run_phases(jobs, phase, summary, console)

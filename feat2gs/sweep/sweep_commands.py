@@ -32,7 +32,7 @@ def sweep_plan_command(
 
     cfg = load_sweep_config(config)
     jobs = plan(cfg)
-    console = Console()
+    console = Console(soft_wrap=True, highlight=False)
     colours = {"done": "green", "partial": "yellow", "pending": "white"}
     table = Table("#", "mode", "dataset", "scene", "N", "method", "feature", "status",
                   title=f"{config}: {len(jobs)} job(s), preset {cfg.preset}, output {cfg.output_root}")
@@ -84,7 +84,7 @@ def sweep_run_command(
             raise ConfigError(f"--retries must be >= 0, got {retries}")
         cfg.retries = retries
     jobs = plan(cfg)  # validates everything before anything runs
-    console = Console()
+    console = Console(soft_wrap=True, highlight=False)
     n_done = sum(job_status(j) == "done" for j in jobs)
     console.print(f"{len(jobs)} job(s) ({n_done} already done), executor {executor}, retries {cfg.retries}")
     if executor == "slurm":

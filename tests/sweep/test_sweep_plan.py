@@ -170,3 +170,18 @@ def test_slurm_task_is_requeued_with_the_same_spec(scene_root, tmp_path):
     delayed = task.checkpoint(job)  # what submitit resubmits on preemption / timeout
     assert isinstance(delayed, submitit.helpers.DelayedSubmission)
     assert delayed.function is task and delayed.args == (job,)
+
+
+def test_the_parallel_scripts_sweep_file_works_from_any_directory(scene_root, tmp_path, monkeypatch):
+    from feat2gs.sweep.env_config import main as write_sweep
+
+    monkeypatch.chdir(scene_root.parent)
+    monkeypatch.setattr("sys.argv", ["env_config", str(tmp_path / "sweep.yaml")])
+    for key, value in {"DATA_ROOT": scene_root.name, "OUTPUT_ROOT": "out", "SCENES": "Synthetic/blocks",
+                       "FEATURES": "iuvrgb", "MODES": "G", "PRESET": "quick", "METHOD": "gt"}.items():
+        monkeypatch.setenv(key, value)  # relative paths, as a user types them
+    write_sweep()
+    monkeypatch.chdir(tmp_path)  # somewhere else entirely
+    cfg = load_sweep_config(tmp_path / "sweep.yaml")
+    assert cfg.data_root == scene_root and cfg.output_root == scene_root.parent / "out"
+    assert len(plan(cfg)) == 1
