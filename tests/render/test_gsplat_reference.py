@@ -199,7 +199,11 @@ def test_gsplat_adapter_render_modes(gsplat_cpu, mode):
         torch.testing.assert_close(theirs.depth, ours.depth, **DEPTH_TOL)
 
 
-def test_gsplat_adapter_packed_and_unpacked_agree(gsplat_cpu):
+def test_gsplat_adapter_packed_and_unpacked_agree(gsplat_cpu, monkeypatch):
+    layouts = []  # what gsplat's projection was asked for: the packed run must really be packed
+    project = rendering.fully_fused_projection
+    monkeypatch.setattr(rendering, "fully_fused_projection",
+                        lambda *args, **kwargs: layouts.append(kwargs["packed"]) or project(*args, **kwargs))
     width, height = 45, 32
     scene = hard_scene(width, height, 40.0, 2, seed=7)
     viewmat, K = camera(width, height, 40.0, seed=7)
@@ -211,6 +215,7 @@ def test_gsplat_adapter_packed_and_unpacked_agree(gsplat_cpu):
             runs[packed] = out.radii
             return out.image, out.alpha, out.depth
         runs[packed, "out"] = outputs_and_gradients(render, scene, viewmat, K, width, height, settings)
+    assert layouts == [False, True]
     assert (runs[True] == 0).any() and (runs[True] > 0).any()
     assert torch.equal(runs[True], runs[False])
     (out_p, grads_p), (out_u, grads_u) = runs[True, "out"], runs[False, "out"]
