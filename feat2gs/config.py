@@ -13,6 +13,7 @@ import math
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -324,6 +325,22 @@ def config_from_dict(data: dict[str, Any]) -> ExperimentConfig:
         sections[name] = cls(**values)
     cfg = ExperimentConfig(**{k: v for k, v in data.items() if k not in sections}, **sections)
     return validate(cfg)
+
+
+def load_yaml(path: Path) -> Any:
+    """A YAML file's content; a missing file or a syntax error is one ConfigError line naming the file, the line and
+    the column (PyYAML's own messages span several lines)."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        context = f" ({exc.context})" if exc.context else ""
+        raise ConfigError(f"{where}: not valid YAML: {exc.problem}{context}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from exc
 
 
 def parse_feature_checkpoints(text: str | None) -> dict[str, str]:

@@ -22,7 +22,7 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from feat2gs.config import ExperimentConfig, fingerprint
-from feat2gs.data.colmap import read_colmap_text
+from feat2gs.data.colmap import read_colmap_model
 from feat2gs.data.images import load_image, render_size, resize_to
 from feat2gs.data.layout import SceneLayout
 from feat2gs.evaluate.lpips_vgg import load_lpips_vgg
@@ -212,7 +212,7 @@ class Job:
             gaussians, sh_degree = load_gaussians(self.ply_path, device)
             bg = (1.0, 1.0, 1.0) if self.cfg.train.white_background else (0.0, 0.0, 0.0)
             settings = RenderSettings(sh_degree=sh_degree, background=bg)
-            cameras = {c.name: c for c in read_colmap_text(test_pose)}
+            cameras = {c.name: c for c in read_colmap_model(test_pose)}
             ev = self.cfg.eval
             poses, summary = {}, {}
             with atomic_dir(self.test_dir) as tmp:

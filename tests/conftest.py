@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,11 @@ def tiny_config(**train) -> ExperimentConfig:
     for key, value in train.items():
         setattr(cfg.train, key, value)
     return cfg
+
+
+def strict_load(path: Path):
+    """Parse JSON as JavaScript's JSON.parse or jq do: NaN / Infinity are errors."""
+    def refuse(token):
+        raise ValueError(f"{path}: non-standard JSON constant {token}")
+
+    return json.loads(Path(path).read_text(), parse_constant=refuse)

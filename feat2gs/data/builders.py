@@ -15,13 +15,18 @@ train / test lists (stems or file names; one list implies the other as the remai
   ``<scene>/depths/<stem>.npy`` from elsewhere.
 * :func:`build_from_dtu` — ``images/``, ``cams/<stem>_cam.txt``, ``depths/<stem>.npy|.pfm``, ``binary_masks/``:
   GT cameras in ``gt/`` and masked depths in ``depths/<stem>.npy`` for ``--method gt``.
+* :func:`build_from_known` — images + known cameras (a COLMAP model, text or binary, or a JSON of K and OpenCV
+  camera-to-world per image) + z-depth ``.npy`` maps (0 = invalid): a ``--method gt`` scene.
+
+Every image is decoded completely at build time (a truncated file is named now, not when step 1 runs).
+Images with transparent pixels are refused unless ``alpha`` says which background to composite them onto
+(``white`` or ``black``); they are then written as lossless PNG.
 """
 
 from __future__ import annotations
 
 import io
-import shutil
-import tempfile
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,8 +34,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from feat2gs.data.colmap import read_colmap_text, write_colmap_text
-from feat2gs.data.images import IMAGE_EXTENSIONS, check_same_size, load_image
+from feat2gs.data.colmap import read_colmap_model, write_colmap_text
+from feat2gs.data.images import IMAGE_EXTENSIONS, check_same_size, composite_alpha, has_transparency, load_image
 from feat2gs.data.layout import SPLIT_FILE, merge_split, read_split_for_update
 from feat2gs.errors import ConfigError, DatasetError
 from feat2gs.geometry.camera import Camera
@@ -126,15 +131,35 @@ class BuiltScene:
     size: tuple[int, int]  # (width, height)
 
 
+def _png(rgb: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def image_writer(alpha: str | None) -> Callable[[str, Path], tuple[str, bytes]]:
+    """(stem, source) -> (file name, bytes): the file as it is, or, for an image with transparent pixels, a PNG
+    composited onto the ``alpha`` background (``None``: such an image is an error naming the option)."""
+    def write(stem: str, src: Path) -> tuple[str, bytes]:
+        if not has_transparency(src):
+            return src.name, src.read_bytes()
+        if alpha is None:
+            load_image(src)  # raises, naming the file and the --alpha option
+        return f"{stem}.png", _png(composite_alpha(src, alpha))
+
+    return write
+
+
 def write_scene(root: str | Path, dataset: str, scene: str, images: dict[str, Path], train: Sequence[str],
                 test: Sequence[str], overwrite: bool = False,
                 extra: Callable[[Path, tuple[int, int]], None] | None = None,
-                image_bytes: Callable[[str, Path], tuple[str, bytes]] | None = None) -> BuiltScene:
+                image_bytes: Callable[[str, Path], tuple[str, bytes]] | None = None,
+                alpha: str | None = None) -> BuiltScene:
     """Write one scene of the layout atomically and merge its split.
 
-    ``images``: stem -> source path (only train ∪ test are written). ``extra(tmp_scene_dir, (w, h))`` adds files
-    (gt/, depths/) inside the temporary scene folder. ``image_bytes(stem, src)`` -> (file name, bytes) replaces a
-    plain copy.
+    ``images``: stem -> source path (only train ∪ test are written); each is decoded completely first.
+    ``extra(tmp_scene_dir, (w, h))`` adds files (gt/, depths/) inside the temporary scene folder.
+    ``image_bytes(stem, src)`` -> (file name, bytes) replaces the default writer (:func:`image_writer`).
     """
     _check_name(dataset, "dataset")
     _check_name(scene, "scene")
@@ -148,13 +173,14 @@ def write_scene(root: str | Path, dataset: str, scene: str, images: dict[str, Pa
     missing = [s for s in train + test if s not in images]
     if missing:
         raise DatasetError(f"{dataset}/{scene}: no image for {', '.join(missing[:5])}")
-    size = check_same_size([images[s] for s in train + test])
+    size = check_same_size([images[s] for s in train + test], decode=True)
     read_split_for_update(root)  # fail before writing if the split file is broken
     n = len(train)
+    image_bytes = image_bytes or image_writer(alpha)
     with atomic_dir(scene_dir) as tmp:
         for stem in train + test:
             src = images[stem]
-            name, data = image_bytes(stem, src) if image_bytes else (src.name, src.read_bytes())
+            name, data = image_bytes(stem, src)
             atomic_write_bytes(tmp / "images" / name, data)
             if stem in train:
                 atomic_write_bytes(tmp / f"{n}_views" / "images" / name, data)
@@ -169,43 +195,20 @@ def write_scene(root: str | Path, dataset: str, scene: str, images: dict[str, Pa
 def build_from_folder(source: str | Path, root: str | Path, dataset: str, scene: str, *,
                       test_every: int | None = None, test_offset: int = 0,
                       train: str | Path | Sequence[str] | None = None, test: str | Path | Sequence[str] | None = None,
-                      overwrite: bool = False) -> BuiltScene:
+                      overwrite: bool = False, alpha: str | None = None) -> BuiltScene:
     """A flat folder of images -> one scene (no cameras: use ``--method dust3r`` / ``mast3r``)."""
     _check_name(dataset, "dataset"), _check_name(scene, "scene")
     images = list_images(source)
     tr, te = make_split(list(images), test_every, test_offset, train, test)
-    return write_scene(root, dataset, scene, images, tr, te, overwrite)
+    return write_scene(root, dataset, scene, images, tr, te, overwrite, alpha=alpha)
 
 
 # --------------------------------------------------------------------------------------------------------------
 # (b) COLMAP / LLFF
-def _colmap_text_model(sparse: Path) -> list[Camera]:
-    if (sparse / "cameras.txt").is_file() and (sparse / "images.txt").is_file():
-        text_dir = sparse
-        tmp = None
-    elif (sparse / "cameras.bin").is_file() and (sparse / "images.bin").is_file():
-        try:
-            import pycolmap  # optional
-        except ImportError:
-            raise DatasetError(
-                f"{sparse} holds a binary COLMAP model and pycolmap is not installed; convert it to text with "
-                f"`colmap model_converter --input_path {sparse} --output_path {sparse} --output_type TXT` "
-                "(or pip install pycolmap)") from None
-        tmp = Path(tempfile.mkdtemp(prefix="feat2gs_colmap_"))
-        pycolmap.Reconstruction(str(sparse)).write_text(str(tmp))
-        text_dir = tmp
-    else:
+def _colmap_model(sparse: Path) -> list[Camera]:
+    if not any((sparse / f"cameras.{ext}").is_file() and (sparse / f"images.{ext}").is_file() for ext in ("txt", "bin")):
         raise DatasetError(f"{sparse} has no COLMAP model (cameras.txt + images.txt, or cameras.bin + images.bin)")
-    try:
-        return read_colmap_text(text_dir)
-    except DatasetError as exc:
-        if "not supported" in str(exc):
-            raise DatasetError(f"{exc}; undistort the model first (`colmap image_undistorter`), which writes "
-                               "PINHOLE cameras") from exc
-        raise
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+    return read_colmap_model(sparse)
 
 
 def llff_cameras(poses_bounds: np.ndarray, names: Sequence[str], width: int, height: int) -> list[Camera]:
@@ -243,7 +246,7 @@ def _fit_cameras(cameras: list[Camera], width: int, height: int, source: str) ->
 def build_from_colmap(source: str | Path, root: str | Path, dataset: str, scene: str, *,
                       images_dir: str = "images", test_every: int | None = None, test_offset: int = 0,
                       train: str | Path | Sequence[str] | None = None, test: str | Path | Sequence[str] | None = None,
-                      overwrite: bool = False) -> BuiltScene:
+                      overwrite: bool = False, alpha: str | None = None) -> BuiltScene:
     """``<source>/images`` + ``<source>/sparse/0`` (or LLFF ``poses_bounds.npy``) -> a scene with ``gt/`` cameras.
 
     Camera intrinsics are rescaled when the images are a downscaled copy (e.g. LLFF ``images_4``)."""
@@ -251,10 +254,10 @@ def build_from_colmap(source: str | Path, root: str | Path, dataset: str, scene:
     source = Path(source)
     images = list_images(source / images_dir)
     tr, te = make_split(list(images), test_every, test_offset, train, test)
-    width, height = check_same_size([images[s] for s in tr + te])
+    width, height = check_same_size([images[s] for s in tr + te])  # write_scene decodes every image
     sparse = source / "sparse" / "0"
     if sparse.is_dir():
-        by_stem = {Path(c.name).stem: c for c in _colmap_text_model(sparse)}
+        by_stem = {Path(c.name).stem: c for c in _colmap_model(sparse)}
         where = str(sparse)
     elif (source / "poses_bounds.npy").is_file():
         names = [images[s].name for s in sorted(images)]
@@ -270,7 +273,7 @@ def build_from_colmap(source: str | Path, root: str | Path, dataset: str, scene:
     cameras = _fit_cameras([replace(by_stem[s], name=images[s].name) for s in tr + te], width, height, where)
     cameras.sort(key=lambda c: c.name)
     return write_scene(root, dataset, scene, images, tr, te, overwrite,
-                       extra=lambda tmp, size: write_colmap_text(tmp / "gt", cameras))
+                       extra=lambda tmp, size: write_colmap_text(tmp / "gt", cameras), alpha=alpha)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -326,20 +329,26 @@ def _erode(mask: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def dtu_depth(depth_path: Path, mask_path: Path | None, scale: float, erosion: int = DTU_EROSION) -> np.ndarray:
-    """Depth in scaled units, NaN/inf/negative -> 0, times the eroded binary mask (nearest-resized to the depth)."""
-    if depth_path.suffix == ".pfm":
-        depth = read_pfm(depth_path)
+def read_depth_map(path: Path) -> np.ndarray:
+    """A z-depth map (``.npy`` [H, W] or [H, W, 1], or single-channel ``.pfm``) as float32 [H, W]; NaN, inf and
+    negative values become 0 (invalid)."""
+    if path.suffix == ".pfm":
+        depth = read_pfm(path)
     else:
         try:
-            depth = np.load(depth_path).astype(np.float32)
-        except (OSError, ValueError) as exc:
-            raise DatasetError(f"cannot read depth map {depth_path}: {exc}") from exc
+            depth = np.load(path, allow_pickle=False).astype(np.float32)
+        except (OSError, ValueError, EOFError) as exc:
+            raise DatasetError(f"cannot read depth map {path}: {exc}") from exc
     if depth.ndim == 3 and depth.shape[-1] == 1:
         depth = depth[..., 0]
     if depth.ndim != 2:
-        raise DatasetError(f"depth map {depth_path} must be [H, W], got {list(depth.shape)}")
-    depth = np.where(np.isfinite(depth) & (depth > 0), depth, 0.0).astype(np.float32)
+        raise DatasetError(f"depth map {path} must be [H, W], got {list(depth.shape)}")
+    return np.where(np.isfinite(depth) & (depth > 0), depth, 0.0).astype(np.float32)
+
+
+def dtu_depth(depth_path: Path, mask_path: Path | None, scale: float, erosion: int = DTU_EROSION) -> np.ndarray:
+    """Depth in scaled units, NaN/inf/negative -> 0, times the eroded binary mask (nearest-resized to the depth)."""
+    depth = read_depth_map(depth_path)
     if mask_path is not None:
         m = load_image(mask_path)[..., 0].astype(np.float32) / 255.0 > 0.5
         h, w = depth.shape
@@ -393,10 +402,7 @@ def build_from_dtu(source: str | Path, root: str | Path, dataset: str, scene: st
         cameras.append(Camera(name=name, K=K, w2c=w2c, width=width, height=height))
 
     def masked_png(stem: str, src: Path) -> tuple[str, bytes]:
-        rgb = load_image(src) * (depths[stem] > 0)[..., None].astype(np.uint8)
-        buf = io.BytesIO()
-        Image.fromarray(rgb).save(buf, format="PNG")
-        return f"{stem}.png", buf.getvalue()
+        return f"{stem}.png", _png(load_image(src) * (depths[stem] > 0)[..., None].astype(np.uint8))
 
     def extra(tmp: Path, size: tuple[int, int]) -> None:
         write_colmap_text(tmp / "gt", sorted(cameras, key=lambda c: c.name))
@@ -407,5 +413,97 @@ def build_from_dtu(source: str | Path, root: str | Path, dataset: str, scene: st
                        image_bytes=masked_png if mask_images else None)
 
 
-__all__ = ["BuiltScene", "build_from_colmap", "build_from_dtu", "build_from_folder", "dtu_depth", "list_images",
-           "llff_cameras", "make_split", "read_mvsnet_cam", "read_pfm", "write_scene", "SPLIT_FILE"]
+# --------------------------------------------------------------------------------------------------------------
+# (d) images + known cameras + depth maps
+def _matrix(value, shapes: tuple[tuple[int, int], ...], what: str) -> np.ndarray:
+    """A finite float matrix of one of ``shapes``, or an error naming ``what``."""
+    try:
+        m = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        m = np.zeros(0)
+    if m.shape not in shapes or not np.isfinite(m).all():
+        allowed = " or ".join(f"{r}x{c}" for r, c in shapes)
+        raise DatasetError(f"{what} must be a finite {allowed} matrix, got {str(value)[:80]}")
+    return m
+
+
+def json_cameras(path: Path) -> dict[str, Camera]:
+    """Cameras from a JSON file ``{"<image name or stem>": {"K": 3x3, "c2w": 4x4 or 3x4}, ...}`` (OpenCV axes:
+    x right, y down, z forward; ``K`` in pixels of the image as stored, optional ``"width"``/``"height"`` when it
+    refers to another resolution). Keyed by stem."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"cannot read cameras {path}: {exc}") from exc
+    if not isinstance(data, dict) or not data:
+        raise DatasetError(f"{path}: expected {{\"<image>\": {{\"K\": [[...]], \"c2w\": [[...]]}}, ...}}")
+    out = {}
+    for name, entry in data.items():
+        where = f"{path} [{name!r}]"
+        if not isinstance(entry, dict) or "K" not in entry or "c2w" not in entry:
+            raise DatasetError(f"{where}: expected an object with K (3x3) and c2w (4x4 or 3x4)")
+        K = _matrix(entry["K"], ((3, 3),), f"{where} K")
+        if K[0, 0] <= 0 or K[1, 1] <= 0 or K[0, 1] != 0 or K[1, 0] != 0 or list(K[2]) != [0, 0, 1]:
+            raise DatasetError(f"{where} K must be [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] with fx, fy > 0")
+        c2w = np.eye(4)
+        c2w[:3] = _matrix(entry["c2w"], ((4, 4), (3, 4)), f"{where} c2w")[:3]
+        R = c2w[:3, :3]
+        if np.abs(R.T @ R - np.eye(3)).max() > 1e-4 or np.linalg.det(R) < 0:
+            raise DatasetError(f"{where} c2w: its 3x3 part is not a rotation (orthonormal, det +1)")
+        size = (entry.get("width"), entry.get("height"))
+        if (size[0] is None) != (size[1] is None):
+            raise DatasetError(f"{where}: give both width and height, or neither")
+        out[Path(name).stem] = (K, np.linalg.inv(c2w), size)
+    return out
+
+
+def build_from_known(source: str | Path, root: str | Path, dataset: str, scene: str, *, cameras: str | Path,
+                     depths: str | Path, images_dir: str = "images", depth_scale: float = 1.0,
+                     test_every: int | None = None, test_offset: int = 0,
+                     train: str | Path | Sequence[str] | None = None, test: str | Path | Sequence[str] | None = None,
+                     overwrite: bool = False, alpha: str | None = None) -> BuiltScene:
+    """``<source>/<images_dir>`` + ``cameras`` (a COLMAP model folder, text or binary, or a JSON file, see
+    :func:`json_cameras`) + ``depths`` (``<stem>.npy`` z-depth at the image size, 0 = invalid, times
+    ``depth_scale`` to reach the cameras' units) -> a scene for ``--method gt``."""
+    _check_name(dataset, "dataset"), _check_name(scene, "scene")
+    if not depth_scale > 0:
+        raise ConfigError(f"--depth-scale must be > 0, got {depth_scale}")
+    source, cameras, depths = Path(source), Path(cameras), Path(depths)
+    images = list_images(source / images_dir)
+    tr, te = make_split(list(images), test_every, test_offset, train, test)
+    width, height = check_same_size([images[s] for s in tr + te])
+    if cameras.is_dir():
+        by_stem = {Path(c.name).stem: c for c in _colmap_model(cameras)}
+    elif cameras.is_file():
+        by_stem = {stem: Camera(stem, K, w2c, int(w or width), int(h or height))
+                   for stem, (K, w2c, (w, h)) in json_cameras(cameras).items()}
+    else:
+        raise DatasetError(f"missing cameras {cameras} (a COLMAP model folder or a JSON file)")
+    unposed = [s for s in tr + te if s not in by_stem]
+    if unposed:
+        raise DatasetError(f"{cameras} has no camera for {', '.join(unposed[:5])}")
+    cams = sorted(_fit_cameras([replace(by_stem[s], name=images[s].name) for s in tr + te], width, height,
+                               str(cameras)), key=lambda c: c.name)
+    maps = {}
+    for stem in tr + te:
+        path = depths / f"{stem}.npy"
+        if not path.is_file():
+            raise DatasetError(f"missing depth map {path}")
+        depth = read_depth_map(path)
+        if depth.shape != (height, width):
+            raise DatasetError(f"depth map {path} is {depth.shape[1]}x{depth.shape[0]}, the images are {width}x{height}")
+        if not (depth > 0).any():
+            raise DatasetError(f"depth map {path} has no valid pixel (all 0, NaN, inf or negative)")
+        maps[stem] = depth * np.float32(depth_scale)
+
+    def extra(tmp: Path, size: tuple[int, int]) -> None:
+        write_colmap_text(tmp / "gt", cams)
+        for stem, depth in maps.items():
+            atomic_save(tmp / "depths" / f"{stem}.npy", lambda p, d=depth: np.save(p, d, allow_pickle=False))
+
+    return write_scene(root, dataset, scene, images, tr, te, overwrite, extra=extra, alpha=alpha)
+
+
+__all__ = ["BuiltScene", "build_from_colmap", "build_from_dtu", "build_from_folder", "build_from_known", "dtu_depth",
+           "image_writer", "json_cameras", "list_images", "llff_cameras", "make_split", "read_depth_map",
+           "read_mvsnet_cam", "read_pfm", "write_scene", "SPLIT_FILE"]

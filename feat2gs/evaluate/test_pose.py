@@ -18,7 +18,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from feat2gs.config import EvalConfig, InitConfig, fingerprint
-from feat2gs.data.colmap import read_colmap_text, write_colmap_text
+from feat2gs.data.colmap import read_colmap_model, write_colmap_text
 from feat2gs.data.images import check_same_size, working_size
 from feat2gs.data.layout import SceneLayout
 from feat2gs.errors import DatasetError
@@ -82,7 +82,7 @@ def network_test_poses(layout: SceneLayout, init_cfg: InitConfig, eval_cfg: Eval
     images, (w0, h0) = load_network_images(layout.train_paths() + layout.test_paths(), init_cfg.image_size)
     _, h, w, _ = images.shape
     step1_points = load_file(str(step1 / "geometry.safetensors"))["points"].double()
-    train_cams = read_colmap_text(step1)
+    train_cams = read_colmap_model(step1)
     focal = float(train_cams[0].resized(w, h).K[0, 0])
     align, _, _ = network_pointmaps(images, init_cfg.method, init_cfg, known_focal=focal)
     joint = align.pts3d.double().cpu()

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from feat2gs.config import InitConfig
-from feat2gs.data.colmap import read_colmap_text
+from feat2gs.data.colmap import read_colmap_model
 from feat2gs.data.images import check_same_size, load_image, resize_to, working_size
 from feat2gs.data.layout import SceneLayout
 from feat2gs.errors import DatasetError
@@ -23,7 +23,7 @@ def gt_cameras(layout: SceneLayout, names: list[str]) -> list[Camera]:
         raise DatasetError(
             f"--method gt needs ground-truth cameras in {layout.gt_dir}/cameras.txt and images.txt (COLMAP text)"
         )
-    by_name = {c.name: c for c in read_colmap_text(layout.gt_dir)}
+    by_name = {c.name: c for c in read_colmap_model(layout.gt_dir)}
     missing = [n for n in names if n not in by_name]
     if missing:
         raise DatasetError(f"{layout.gt_dir / 'images.txt'} has no pose for {', '.join(missing[:5])}")

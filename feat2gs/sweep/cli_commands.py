@@ -34,8 +34,9 @@ def report_command(
 
 
 def build_dataset_command(
-    kind: Annotated[str, typer.Argument(help="folder | colmap | dtu")],
-    source: Annotated[Path, typer.Argument(help="input: image folder, COLMAP/LLFF scene, or DTU scan (MVSNet format)")],
+    kind: Annotated[str, typer.Argument(help="folder | colmap | dtu | known")],
+    source: Annotated[Path, typer.Argument(
+        help="input: image folder, COLMAP/LLFF scene, DTU scan (MVSNet format), or a folder holding images/ (known)")],
     data_root: Annotated[Path, typer.Option("--data-root", "-d", help="dataset root (dataset_split.json)")],
     dataset: Annotated[str, typer.Option("--dataset", help="dataset name")],
     scene: Annotated[str, typer.Option("--scene", help="scene name")],
@@ -44,23 +45,41 @@ def build_dataset_command(
     train_list: Annotated[Optional[Path], typer.Option(
         "--train-list", help="file: train image names, one a line")] = None,
     test_list: Annotated[Optional[Path], typer.Option("--test-list", help="file: test image names, one a line")] = None,
-    images_dir: Annotated[str, typer.Option("--images-dir", help="colmap: image folder inside SOURCE")] = "images",
+    images_dir: Annotated[str, typer.Option("--images-dir", help="colmap, known: image folder inside SOURCE")] = "images",
+    cameras: Annotated[Optional[Path], typer.Option(
+        "--cameras", help="known: COLMAP model folder (text or binary) or JSON {image: {K, c2w}}")] = None,
+    depths: Annotated[Optional[Path], typer.Option(
+        "--depths", help="known: folder of <stem>.npy z-depth maps at the image size (0 = invalid)")] = None,
+    depth_scale: Annotated[float, typer.Option("--depth-scale", help="known: factor from depth units to camera units")] = 1.0,
+    alpha: Annotated[Optional[str], typer.Option(
+        "--alpha", help="composite images with transparent pixels onto white or black (default: refuse them)")] = None,
     scale: Annotated[float, typer.Option("--scale", help="dtu: factor on translations and depths (mm -> m)")] = 0.001,
     no_mask_images: Annotated[bool, typer.Option("--no-mask-images", help="dtu: keep the images unmasked")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing scene folder")] = False,
 ) -> None:
-    """Add a scene to a dataset root: from an image folder, a COLMAP/LLFF scene or a DTU scan."""
+    """Add a scene to a dataset root: from an image folder, a COLMAP/LLFF scene, a DTU scan, or images with
+    known cameras and depth maps."""
     from feat2gs.data import builders
+    from feat2gs.data.images import ALPHA_BACKGROUNDS
 
+    if alpha is not None and alpha not in ALPHA_BACKGROUNDS:
+        raise ConfigError(f"--alpha {alpha}: expected one of {', '.join(ALPHA_BACKGROUNDS)}")
     split = dict(test_every=test_every, test_offset=test_offset, train=train_list, test=test_list, overwrite=overwrite)
     if kind == "folder":
-        built = builders.build_from_folder(source, data_root, dataset, scene, **split)
+        built = builders.build_from_folder(source, data_root, dataset, scene, alpha=alpha, **split)
     elif kind == "colmap":
-        built = builders.build_from_colmap(source, data_root, dataset, scene, images_dir=images_dir, **split)
+        built = builders.build_from_colmap(source, data_root, dataset, scene, images_dir=images_dir, alpha=alpha,
+                                           **split)
     elif kind == "dtu":
         built = builders.build_from_dtu(source, data_root, dataset, scene, scale=scale,
                                         mask_images=not no_mask_images, **split)
+    elif kind == "known":
+        if cameras is None or depths is None:
+            raise ConfigError("build-dataset known needs --cameras (COLMAP model folder or JSON) and --depths (folder "
+                              "of <stem>.npy)")
+        built = builders.build_from_known(source, data_root, dataset, scene, cameras=cameras, depths=depths,
+                                          images_dir=images_dir, depth_scale=depth_scale, alpha=alpha, **split)
     else:
-        raise ConfigError(f"unknown dataset kind {kind!r}: expected folder, colmap or dtu")
+        raise ConfigError(f"unknown dataset kind {kind!r}: expected folder, colmap, dtu or known")
     typer.echo(f"{built.scene_dir}: {len(built.train)} train / {len(built.test)} test views, "
                f"{built.size[0]}x{built.size[1]}")

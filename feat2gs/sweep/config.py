@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from feat2gs.config import load_yaml
 from feat2gs.errors import ConfigError
 
 ALL = "all"
@@ -179,8 +178,4 @@ def load_sweep_config(path: str | Path) -> SweepConfig:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"sweep config {path} not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
-    return sweep_config_from_dict(data, str(path))
+    return sweep_config_from_dict(load_yaml(path), str(path))

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from feat2gs.data.colmap import read_colmap_text
+from feat2gs.data.colmap import read_colmap_model
 from feat2gs.data.images import load_image, render_size, resize_to
 from feat2gs.errors import DatasetError
 from feat2gs.geometry.camera import Camera
@@ -23,7 +23,7 @@ class View:
 def load_views(colmap_dir: Path, image_dir: Path, names: list[str], long_side: int | None,
                device: torch.device) -> list[View]:
     """Cameras of ``colmap_dir`` for ``names`` with images from ``image_dir``, resized to the render size."""
-    by_name = {c.name: c for c in read_colmap_text(colmap_dir)}
+    by_name = {c.name: c for c in read_colmap_model(colmap_dir)}
     views = []
     for name in names:
         if name not in by_name:

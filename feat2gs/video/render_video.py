@@ -10,7 +10,7 @@ import torch
 from tqdm import tqdm
 
 from feat2gs.config import VideoConfig
-from feat2gs.data.colmap import read_colmap_text
+from feat2gs.data.colmap import read_colmap_model
 from feat2gs.data.images import render_size
 from feat2gs.gaussians import load_gaussians
 from feat2gs.io import atomic_save_npy
@@ -36,7 +36,7 @@ def render_trajectory_video(job: "Job", cfg: VideoConfig, target: Path) -> dict:
     gaussians, sh_degree = load_gaussians(job.ply_path, device)
     train_w2c = np.load(job.dir / "pose" / f"pose_{job.iteration}.npy")
     step1 = job.layout.step1_dir(job.cfg.init.method, job.feat_string, job.cfg.init.image_size)
-    cam0 = read_colmap_text(step1)[0]
+    cam0 = read_colmap_model(step1)[0]
     long_side = cfg.resolution if cfg.resolution is not None else job.cfg.train.resolution
     w, h = render_size(cam0.width, cam0.height, long_side)
     cam0 = cam0.resized(w, h)

@@ -16,7 +16,7 @@ from feat2gs.data.builders import (
     read_mvsnet_cam,
     read_pfm,
 )
-from feat2gs.data.colmap import read_colmap_text
+from feat2gs.data.colmap import read_colmap_model
 from feat2gs.data.layout import SceneLayout
 from feat2gs.errors import ConfigError, DatasetError
 from feat2gs.init.gt import init_gt
@@ -92,12 +92,12 @@ def _colmap_source(scene_root, tmp_path):
 
 def test_colmap_builder(scene_root, tmp_path):
     src = _colmap_source(scene_root, tmp_path)
-    original = {c.name: c for c in read_colmap_text(src / "sparse" / "0")}
+    original = {c.name: c for c in read_colmap_model(src / "sparse" / "0")}
     (tmp_path / "test.txt").write_text("\n".join(sorted(original)[1:3]) + "\n")
     built = build_from_colmap(src, tmp_path / "data", "Col", "blocks", test=tmp_path / "test.txt")
     layout = SceneLayout.open(tmp_path / "data", "Col", "blocks")
     assert layout.n_views == 3 and len(layout.test_names) == 2 and built.size == (64, 48)
-    gt = {c.name: c for c in read_colmap_text(layout.gt_dir)}
+    gt = {c.name: c for c in read_colmap_model(layout.gt_dir)}
     assert set(gt) == set(original)
     for name, cam in gt.items():
         np.testing.assert_allclose(cam.w2c, original[name].w2c, atol=1e-9)
@@ -107,7 +107,7 @@ def test_colmap_builder(scene_root, tmp_path):
     for p in (src / "images").iterdir():
         Image.open(p).resize((32, 24)).save(src / "images" / p.name)
     build_from_colmap(src, tmp_path / "data", "Col", "small", test_every=2)
-    small = read_colmap_text(tmp_path / "data" / "Col" / "small" / "gt")
+    small = read_colmap_model(tmp_path / "data" / "Col" / "small" / "gt")
     assert small[0].width == 32 and small[0].K[0, 0] == pytest.approx(original[small[0].name].K[0, 0] / 2)
 
 
@@ -115,11 +115,8 @@ def test_colmap_builder_binary_and_missing(scene_root, tmp_path):
     src = _colmap_source(scene_root, tmp_path)
     for name in ("cameras", "images"):
         (src / "sparse" / "0" / f"{name}.txt").rename(src / "sparse" / "0" / f"{name}.bin")
-    try:
-        import pycolmap  # noqa: F401
-    except ImportError:
-        with pytest.raises(DatasetError, match="model_converter"):
-            build_from_colmap(src, tmp_path / "data", "Col", "b", test_every=2)
+    with pytest.raises(DatasetError, match="cannot read the COLMAP model"):  # text renamed .bin: not a binary model
+        build_from_colmap(src, tmp_path / "data", "Col", "b", test_every=2)
     shutil.rmtree(src / "sparse")
     with pytest.raises(DatasetError, match="neither sparse/0 nor poses_bounds"):
         build_from_colmap(src, tmp_path / "data", "Col", "b", test_every=2)
@@ -127,7 +124,7 @@ def test_colmap_builder_binary_and_missing(scene_root, tmp_path):
 
 def test_llff_poses_bounds(scene_root, tmp_path):
     src = _colmap_source(scene_root, tmp_path)
-    cams = read_colmap_text(src / "sparse" / "0")
+    cams = read_colmap_model(src / "sparse" / "0")
     shutil.rmtree(src / "sparse")
     rows = []
     for c in cams:  # OpenCV c2w -> LLFF (down, right, back) columns + [h, w, f]
@@ -136,7 +133,7 @@ def test_llff_poses_bounds(scene_root, tmp_path):
         rows.append(np.r_[m.ravel(), 0.1, 10.0])
     np.save(src / "poses_bounds.npy", np.array(rows))
     build_from_colmap(src, tmp_path / "data", "LLFF", "blocks", test_every=2)
-    gt = {c.name: c for c in read_colmap_text(tmp_path / "data" / "LLFF" / "blocks" / "gt")}
+    gt = {c.name: c for c in read_colmap_model(tmp_path / "data" / "LLFF" / "blocks" / "gt")}
     for c in cams:
         np.testing.assert_allclose(gt[c.name].w2c, c.w2c, atol=1e-9)
         assert gt[c.name].K[0, 2] == pytest.approx(c.width / 2)
@@ -158,7 +155,7 @@ def _dtu_source(scene_root, tmp_path, mm=1000.0, masked=None):
     (src / "cams").mkdir()
     (src / "depths").mkdir()
     (src / "binary_masks").mkdir()
-    for i, cam in enumerate(read_colmap_text(scene / "gt")):
+    for i, cam in enumerate(read_colmap_model(scene / "gt")):
         stem = cam.name.rsplit(".", 1)[0]
         w2c = cam.w2c.copy()
         w2c[:3, 3] *= mm
@@ -212,8 +209,8 @@ def test_dtu_builder_and_gt_init(scene_root, tmp_path):
     layout = SceneLayout.open(root, "DTU", "scan1")
     assert layout.train_names == layout0.train_names and layout.test_names == layout0.test_names
     # cameras back in metres
-    ours = {c.name: c for c in read_colmap_text(layout.gt_dir)}
-    for c in read_colmap_text(layout0.gt_dir):
+    ours = {c.name: c for c in read_colmap_model(layout.gt_dir)}
+    for c in read_colmap_model(layout0.gt_dir):
         np.testing.assert_allclose(ours[c.name].w2c, c.w2c, atol=1e-6)
     # depths: scaled, NaN -> 0, masked columns (eroded by 10x10 -> 5 more) zeroed
     stems = sorted(ours)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from feat2gs.data.colmap import read_colmap_text
+from feat2gs.data.colmap import read_colmap_model
 from feat2gs.data.images import check_same_size, load_image, resize_to, working_size
 from feat2gs.data.layout import SceneLayout
 from feat2gs.errors import DatasetError
@@ -23,7 +23,7 @@ def test_open_valid_scene(scene_root):
     assert all(p.is_file() for p in layout.train_paths() + layout.test_paths())
     assert layout.step1_dir("gt", "iuvrgb", 512).parts[-3:] == ("0", "gt", "iuvrgb")
     assert layout.step1_dir("gt", "iuvrgb", 64).parts[-2] == "gt@64px"
-    assert len(read_colmap_text(layout.gt_dir)) == 5
+    assert len(read_colmap_model(layout.gt_dir)) == 5
 
 
 def test_missing_split_and_scene(tmp_path, scene_root):

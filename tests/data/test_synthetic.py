@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from feat2gs.data.colmap import read_colmap_text
+from feat2gs.data.colmap import read_colmap_model
 from feat2gs.data.synthetic import make_scene
 from feat2gs.errors import ConfigError, DatasetError
 
@@ -74,7 +74,7 @@ def test_layout_and_split_agree(scene: Path):
     assert sorted(p.name for p in (scene / "3_views" / "images").iterdir()) == [f"{s}.png" for s in train]
     for s in train:
         assert (scene / "3_views" / "images" / f"{s}.png").read_bytes() == (scene / "images" / f"{s}.png").read_bytes()
-    cams = read_colmap_text(scene / "gt")
+    cams = read_colmap_model(scene / "gt")
     assert [c.name for c in cams] == [f"{s}.png" for s in stems]
     for c in cams:
         assert (c.width, c.height) == (128, 96)
@@ -108,7 +108,7 @@ def test_split_interleaves(tmp_path: Path, n_train: int, n_test: int):
     train_positions = [order.index(s) for s in split["train"]]
     assert all(min(train_positions) < p < max(train_positions) for p in positions)
     assert len(list((scene / f"{n_train}_views" / "images").iterdir())) == n_train
-    assert len(read_colmap_text(scene / "gt")) == n_train + n_test
+    assert len(read_colmap_model(scene / "gt")) == n_train + n_test
 
 
 def test_determinism(tmp_path: Path):
@@ -124,7 +124,7 @@ def test_determinism(tmp_path: Path):
 
 
 def _check_consistency(scene: Path, i: str, j: str):
-    cams = {Path(c.name).stem: c for c in read_colmap_text(scene / "gt")}
+    cams = {Path(c.name).stem: c for c in read_colmap_model(scene / "gt")}
     di, dj = np.load(scene / "depths" / f"{i}.npy"), np.load(scene / "depths" / f"{j}.npy")
     inside, x, y, consistent = _reproject(cams[i], cams[j], di, dj)
     img_i, img_j = _image(scene / "images" / f"{i}.png"), _image(scene / "images" / f"{j}.png")

@@ -3,7 +3,6 @@ strict, files honour the umask, leftovers of killed steps are removed."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -13,17 +12,9 @@ from pathlib import Path
 import pytest
 
 from feat2gs.job import Job
-from tests.conftest import tiny_config
+from tests.conftest import strict_load, tiny_config
 
 pytestmark = pytest.mark.slow
-
-
-def strict_load(path: Path):
-    """What JavaScript's JSON.parse or jq accept: no NaN / Infinity."""
-    def refuse(token):
-        raise ValueError(f"{path}: non-standard JSON constant {token}")
-
-    return json.loads(path.read_text(), parse_constant=refuse)
 
 
 def _job(root: Path, out: Path, **evals) -> Job:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from feat2gs.config import load_yaml
 
 from feat2gs.errors import ConfigError
 
@@ -180,11 +180,7 @@ def load_backbone_config(name: str, directory: str | os.PathLike | None = None) 
     if not path.is_file():
         known = ", ".join(backbone_names(d)) or "none"
         raise ConfigError(f"unknown backbone {name!r}: no {path}; known backbones: {known}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise _err(path, f"invalid YAML ({exc})") from exc
-    return parse_backbone_config(data, path)
+    return parse_backbone_config(load_yaml(path), path)
 
 
 def backbone_names(directory: str | os.PathLike | None = None) -> list[str]:
