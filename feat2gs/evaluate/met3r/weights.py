@@ -195,7 +195,7 @@ def _vit_from_zoo(source: str | os.PathLike | None) -> tuple[torch.nn.Module, st
         path = resolve_weights(cfg, source)
     except BackboneWeightsError as exc:
         raise Met3rWeightsError("the FeatUp checkpoint holds no DINO ViT (model.0.model.*) and no DINO ViT-S/16 "
-                                f"weights were found: {exc}") from exc
+                                f"weights were found (give them with --dino-checkpoint FILE): {exc}") from exc
     timm_vit = _build_timm(cfg, path)
     vit = build_vit(**VIT_S16)
     sd = {k: v for k, v in timm_vit.state_dict().items() if not k.startswith("head.")}
@@ -227,12 +227,8 @@ def load_featup_dino16(source: str | os.PathLike | None = None, *, use_norm: boo
     if not jbu_sd:
         raise Met3rWeightsError(f"{path} holds no FeatUp JBU weights (upsampler.*); is it a FeatUp "
                                 f"{FEATUP_FILE}?")
-    if vit_sd:
-        vit = build_vit(**VIT_S16)
-        _load_into(vit, {k: v for k, v in vit_sd.items() if not k.startswith("head.")}, "DINO ViT", str(path))
-        vit_source = str(path)
-    else:
-        vit, vit_source = _vit_from_zoo(dino_source)
+    jbu = JBUStack(VIT_S16["embed_dim"])
+    _load_into(jbu, jbu_sd, "JBU", str(path))
     norm = None
     if use_norm:
         norm = ChannelNorm(VIT_S16["embed_dim"])
@@ -241,7 +237,11 @@ def load_featup_dino16(source: str | os.PathLike | None = None, *, use_norm: boo
         else:  # FeatUp's hub loader (strict=False) keeps the LayerNorm's init then
             log.warning("%s holds no ChannelNorm weights (model.1.norm.*): using LayerNorm's init as FeatUp does",
                         path)
-    jbu = JBUStack(VIT_S16["embed_dim"])
-    _load_into(jbu, jbu_sd, "JBU", str(path))
+    if vit_sd:
+        vit = build_vit(**VIT_S16)
+        _load_into(vit, {k: v for k, v in vit_sd.items() if not k.startswith("head.")}, "DINO ViT", str(path))
+        vit_source = str(path)
+    else:
+        vit, vit_source = _vit_from_zoo(dino_source)
     return FeatUpParts(DinoFeaturizer(vit, norm).to(device).eval(), jbu.to(device).eval(), str(path), vit_source,
                        False)
