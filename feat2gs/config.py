@@ -37,6 +37,7 @@ class InitConfig:
     feat_dim: int | None = 256  # PCA dimension; None keeps the raw width; tiny features skip PCA
     pca: str = "exact"  # exact (deterministic, sign-fixed) | lowrank (torch.pca_lowrank, seeded; the reference's)
     vis_feat: bool = True  # write the feature visualisation PNG
+    truncate_colors: bool = False  # 8-bit point colours truncated as the reference (default: rounded)
     seed: int = 0
 
 
@@ -65,6 +66,7 @@ class TrainConfig:
     lambda_dssim: float = 0.2
     scale_reg_weight: float = 0.1  # L1(log-scale, initial) for iuv/iuvrgb only
     ft_render_phase: bool = True  # ft modes keep fine-tuning features after the warm start (reference: False)
+    ft_detach_rest: bool = False  # ft modes: the f_rest head reads detached features (reference: True)
     seed: int = 0
     log_every: int = 10
 
@@ -78,6 +80,7 @@ class EvalConfig:
     perturb_trans: float = 0.0  # ... by this translation (scene units)
     mask_depth_atol: float = 1e-2  # depth-consistency tolerance of the visibility masks
     min_visible_fraction: float = 0.01  # a test view with less of its mask visible is not scored (metrics null)
+    test_pose_focal: str = "train"  # dust3r/mast3r step 3: train (joint run keeps the training focal) | estimated
     lpips: bool = True
     seed: int = 0
 
@@ -90,6 +93,7 @@ class VideoConfig:
     resolution: int | None = None  # long side; None = training resolution
     white_background: bool = True
     depth_normal: bool = False
+    spiral_reference_radii: bool = False  # spiral radii from avg_c2w·c2w centres, as the reference (see README)
     met3r: bool = False  # also score consecutive frame pairs with MET3R (multi-view consistency)
 
 
@@ -253,6 +257,7 @@ RULES: dict[type, dict[str, tuple[Callable[[Any], bool], str]]] = {
         "test_pose_iterations": NON_NEGATIVE, "test_pose_lr_t": NON_NEGATIVE, "test_pose_lr_q": NON_NEGATIVE,
         "perturb_rot_deg": NON_NEGATIVE, "perturb_trans": NON_NEGATIVE, "mask_depth_atol": POSITIVE,
         "min_visible_fraction": ((lambda v: 0 < v <= 1), "in (0, 1]"), "seed": NON_NEGATIVE,
+        "test_pose_focal": _one_of("train", "estimated"),
     },
     VideoConfig: {"n_frames": ((lambda v: v is None or v >= 2), ">= 2 or none"), "fps": POSITIVE,
                   "resolution": OPTIONAL_POSITIVE},

@@ -101,3 +101,16 @@ def test_config_files_are_typed_and_validated():
     data["eval"]["test_pose_lr_t"] = -1
     with pytest.raises(ConfigError, match="eval.test_pose_lr_t=-1.0: expected >= 0"):
         config_from_dict(data)
+
+
+def test_truncated_colours_are_part_of_the_step1_key_and_floor(scene_root):
+    import torch
+
+    from feat2gs.data.layout import SceneLayout
+    from feat2gs.init.step import step1_key, to_uint8
+
+    x = torch.tensor([0.0, 0.5 / 255, 1.6 / 255, 1.0])
+    assert to_uint8(x).tolist() == [0, 0, 2, 255] and to_uint8(x, truncate=True).tolist() == [0, 0, 1, 255]
+    layout = SceneLayout.open(scene_root, "Synthetic", "blocks")
+    a, b = make_config("quick"), make_config("quick", ["init.truncate_colors=true"])
+    assert step1_key(layout, a.init, "iuvrgb") != step1_key(layout, b.init, "iuvrgb")

@@ -84,7 +84,8 @@ def network_test_poses(layout: SceneLayout, init_cfg: InitConfig, eval_cfg: Eval
     step1_points = load_file(str(step1 / "geometry.safetensors"))["points"].double()
     train_cams = read_colmap_model(step1)
     focal = float(train_cams[0].resized(w, h).K[0, 0])
-    align, _, _ = network_pointmaps(images, init_cfg.method, init_cfg, known_focal=focal)
+    known = focal if eval_cfg.test_pose_focal == "train" else None  # "estimated": the reference's free focal
+    align, _, _ = network_pointmaps(images, init_cfg.method, init_cfg, known_focal=known)
     joint = align.pts3d.double().cpu()
     if step1_points.shape != joint[:n].shape:
         raise DatasetError(f"step-1 points in {step1} do not match the joint run ({tuple(step1_points.shape)} vs "
@@ -116,7 +117,8 @@ def run_init_test_pose(layout: SceneLayout, init_cfg: InitConfig, eval_cfg: Eval
     out = layout.test_view_dir(init_cfg.method, init_cfg.image_size)
     parts = {"method": init_cfg.method, "image_size": init_cfg.image_size,
              "perturb": [eval_cfg.perturb_rot_deg, eval_cfg.perturb_trans], "seed": eval_cfg.seed,
-             "atol": eval_cfg.mask_depth_atol, "images": images_digest(layout.train_paths() + layout.test_paths())}
+             "atol": eval_cfg.mask_depth_atol, "images": images_digest(layout.train_paths() + layout.test_paths()),
+             **({"focal": eval_cfg.test_pose_focal} if eval_cfg.test_pose_focal != "train" else {})}
     if init_cfg.method != "gt":
         if step1 is None or not (step1 / "manifest.json").is_file():
             raise DatasetError(f"test-pose initialisation with {init_cfg.method} needs step 1 of the scene; "

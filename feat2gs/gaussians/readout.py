@@ -19,13 +19,15 @@ class ReadoutHead(nn.Sequential):
 class FeatureReadout(nn.Module):
     """Maps per-Gaussian features [M, C] to raw 3DGS parameters according to a probing mode.
 
-    In the ``ft`` modes the features are an ``nn.Parameter`` and receive gradients from every head
-    (the reference froze them after the warm start and detached them for f_rest; see TrainConfig).
+    In the ``ft`` modes the features are an ``nn.Parameter`` and receive gradients from every head, unless
+    ``detach_rest``: then the f_rest head reads them detached, as the reference did (see TrainConfig).
     """
 
-    def __init__(self, features: torch.Tensor, init: dict[str, torch.Tensor], mode: ProbeMode) -> None:
+    def __init__(self, features: torch.Tensor, init: dict[str, torch.Tensor], mode: ProbeMode,
+                 detach_rest: bool = False) -> None:
         super().__init__()
         self.mode = mode
+        self.detach_rest = detach_rest
         feats = features.float()
         if mode.finetune_features:
             self.features = nn.Parameter(feats.clone())
@@ -36,7 +38,8 @@ class FeatureReadout(nn.Module):
         self.free = nn.ParameterDict({k: nn.Parameter(init[k].clone()) for k in mode.free})
 
     def forward(self) -> dict[str, torch.Tensor]:
-        out = {k: head(self.features) for k, head in self.heads.items()}
+        out = {k: head(self.features.detach() if k == "f_rest" and self.detach_rest else self.features)
+               for k, head in self.heads.items()}
         out.update({k: p for k, p in self.free.items()})
         return {k: out[k] for k in PARAM_KEYS}
 

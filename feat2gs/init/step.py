@@ -56,7 +56,14 @@ def geometry_key(layout: SceneLayout, cfg: InitConfig) -> str:
 def step1_key(layout: SceneLayout, cfg: InitConfig, feat_string: str) -> str:
     return fingerprint({"geometry": geometry_key(layout, cfg), "feat_string": feat_string, "feat_dim": cfg.feat_dim,
                         "pca": cfg.pca, "seed": cfg.seed,
-                        "feature_checkpoints": parse_feature_checkpoints(cfg.feature_checkpoints)})
+                        "feature_checkpoints": parse_feature_checkpoints(cfg.feature_checkpoints),
+                        **({"truncate_colors": True} if cfg.truncate_colors else {})})
+
+
+def to_uint8(images: torch.Tensor, truncate: bool = False) -> torch.Tensor:
+    """[0, 1] floats -> uint8, rounded (or truncated, as the reference wrote its point colours)."""
+    scaled = images * 255
+    return (scaled.floor() if truncate else scaled.round()).clamp(0, 255).to(torch.uint8)
 
 
 def step1_valid(directory: Path, key: str) -> bool:
@@ -91,12 +98,12 @@ def run_init(layout: SceneLayout, cfg: InitConfig, feat_string: str, force: bool
         w0, h0 = result.original_size
         with atomic_dir(out) as tmp:
             write_colmap_text(tmp, [c.resized(w0, h0) for c in result.cameras])
-            rgb = (result.images[valid] * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+            rgb = to_uint8(result.images[valid], cfg.truncate_colors).numpy()
             write_points_ply(tmp / "points3D.ply", result.points[valid].numpy(), rgb)
             save_file({"features": feats[valid].to(torch.float16).contiguous()}, str(tmp / "features.safetensors"))
             save_file({
                 "points": result.points.float().contiguous(), "valid": valid.to(torch.uint8).contiguous(),
-                "images": (result.images * 255).round().clamp(0, 255).to(torch.uint8).contiguous(),
+                "images": to_uint8(result.images, cfg.truncate_colors).contiguous(),
             }, str(tmp / "geometry.safetensors"))
             if cfg.vis_feat:
                 save_feature_visualisation(tmp / "feat_dim0-9.png", result.images, feats)

@@ -99,7 +99,7 @@ def train_readout(
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
     init = {k: v.to(device) for k, v in initial_params(points, colors, cfg.sh_degree).items()}
-    readout = FeatureReadout(features.to(device), init, mode).to(device)
+    readout = FeatureReadout(features.to(device), init, mode, detach_rest=cfg.ft_detach_rest).to(device)
     poses = torch.stack([viewmat_to_pose_vec(torch.as_tensor(v.camera.w2c, dtype=torch.float32)) for v in views])
     poses = poses.to(device).requires_grad_(cfg.optim_pose)
     poses_init = pose_vec_to_viewmat(poses.detach()).cpu().double().numpy()

@@ -40,7 +40,8 @@ def render_trajectory_video(job: "Job", cfg: VideoConfig, target: Path) -> dict:
     long_side = cfg.resolution if cfg.resolution is not None else job.cfg.train.resolution
     w, h = render_size(cam0.width, cam0.height, long_side)
     cam0 = cam0.resized(w, h)
-    traj = make_trajectory(cfg.trajectory, train_w2c, cam0.K, cfg.n_frames)
+    params = {"reference_radii": True} if cfg.trajectory == "spiral" and cfg.spiral_reference_radii else {}
+    traj = make_trajectory(cfg.trajectory, train_w2c, cam0.K, cfg.n_frames, **params)
     atomic_save_npy(job.dir / "pose" / f"pose_{cfg.trajectory}.npy", traj)
     plot_trajectory(job.dir / "pose" / f"poses_{cfg.trajectory}.png", train_w2c, traj)
 

@@ -71,9 +71,13 @@ def up_vector(avg_c2w: np.ndarray, sign: float = -1.0, axis: int = 1) -> np.ndar
     return sign * avg_c2w[:3, axis]
 
 
-def camera_radii(c2w: np.ndarray, avg_c2w: np.ndarray) -> np.ndarray:
-    """``1.25 · (max − min)`` [3] per axis of the camera centres expressed in the ``avg_c2w`` frame."""
-    local = (c2w[:, :3, 3] - avg_c2w[:3, 3]) @ avg_c2w[:3, :3]  # [N, 3]
+def camera_radii(c2w: np.ndarray, avg_c2w: np.ndarray, reference: bool = False) -> np.ndarray:
+    """``1.25 · (max − min)`` [3] per axis of the camera centres expressed in the ``avg_c2w`` frame.
+
+    ``reference=True``: of the centres of ``avg_c2w · c2w`` instead, as the reference computed them (rotated by
+    the average rotation rather than into its frame; the same only when that rotation is symmetric)."""
+    R = avg_c2w[:3, :3]
+    local = (c2w[:, :3, 3] - avg_c2w[:3, 3]) @ (R.T if reference else R)  # [N, 3]; the offset does not matter
     return 1.25 * (local.max(0) - local.min(0))
 
 
@@ -140,13 +144,14 @@ def lemniscate_trajectory(train_w2c: np.ndarray, n_frames: int, degree: float = 
 
 
 def spiral_trajectory(train_w2c: np.ndarray, n_frames: int, zrate: float = 0.5, rots: float = 1.0,
-                      up_sign: float = -1.0, up_axis: int = 1) -> np.ndarray:
-    """LLFF-style spiral: offsets ``(cos θ, −sin θ, −sin(θ·zrate)) ⊙ rads`` in the average frame, looking at lookat."""
+                      up_sign: float = -1.0, up_axis: int = 1, reference_radii: bool = False) -> np.ndarray:
+    """LLFF-style spiral: offsets ``(cos θ, −sin θ, −sin(θ·zrate)) ⊙ rads`` in the average frame, looking at lookat.
+    ``reference_radii``: the reference's radii (see :func:`camera_radii`)."""
     c2w = invert_rigid(train_w2c)
     avg, target = average_pose(c2w), lookat_point(c2w)
     theta = rots * _phases(n_frames)
     local = np.stack([np.cos(theta), -np.sin(theta), -np.sin(theta * zrate)], axis=-1)
-    local = local * camera_radii(c2w, avg)  # [F, 3]
+    local = local * camera_radii(c2w, avg, reference_radii)  # [F, 3]
     return look_at(_to_world(avg, local), target, up_vector(avg, up_sign, up_axis))
 
 

@@ -64,3 +64,18 @@ def test_ply_round_trip_in_standard_layout(tmp_path, init):
         assert torch.allclose(back[key], raw[key]), key
     g = activate(back)
     assert g.colors.shape == (50, 16, 3) and torch.all(g.scales > 0) and torch.all((g.opacities > 0) & (g.opacities < 1))
+
+
+def test_ft_detach_rest_stops_the_f_rest_gradient_into_the_features():
+    from feat2gs.gaussians import FeatureReadout, get_mode, initial_params
+
+    torch.manual_seed(0)
+    points, colors = torch.rand(20, 3), torch.rand(20, 3)
+    init = initial_params(points, colors, 3)
+    for detach, expect_zero in ((False, False), (True, True)):
+        readout = FeatureReadout(torch.rand(20, 8), init, get_mode("Aft"), detach_rest=detach)
+        readout()["f_rest"].sum().backward()
+        assert (readout.features.grad is None or readout.features.grad.abs().max() == 0) == expect_zero
+        readout.zero_grad()
+        readout()["f_dc"].sum().backward()  # every other head still trains the features
+        assert readout.features.grad.abs().max() > 0

@@ -21,8 +21,10 @@ from feat2gs.init.step import run_init
 from tests.conftest import strict_load
 
 
-def test_test_poses_are_registered_with_a_true_similarity(scene_root, tmp_path, monkeypatch):
-    """A joint run in a frame scaled by 2.5, rotated and shifted must map back onto the ground-truth test poses."""
+@pytest.mark.parametrize("focal", ["train", "estimated"])
+def test_test_poses_are_registered_with_a_true_similarity(scene_root, tmp_path, monkeypatch, focal):
+    """A joint run in a frame scaled by 2.5, rotated and shifted must map back onto the ground-truth test poses.
+    The joint run keeps the training focal, or (``eval.test_pose_focal=estimated``, the reference) estimates it."""
     root = tmp_path / "data"
     shutil.copytree(scene_root, root)
     layout = SceneLayout.open(root, "Synthetic", "blocks")
@@ -38,12 +40,17 @@ def test_test_poses_are_registered_with_a_true_similarity(scene_root, tmp_path, 
         pts3d=torch.from_numpy(s * world @ R.T + t),
         c2w=torch.from_numpy(np.stack([apply_similarity_to_c2w(c.c2w, s, R, t) for c in cams])),
         focals=torch.tensor([c.K[0, 0] for c in cams]), depthmaps=torch.from_numpy(s * depths))
-    monkeypatch.setattr(pointmap, "network_pointmaps", lambda images, kind, cfg, known_focal=None: (fake, None, True))
+    asked = []
+    monkeypatch.setattr(pointmap, "network_pointmaps",
+                        lambda images, kind, cfg, known_focal=None: asked.append(known_focal) or (fake, None, True))
     # the ground truth puts the principal point at W/2 in our pixel convention, DUSt3R at W/2 - 0.5
     monkeypatch.setattr(pointmap, "network_K", lambda f, w, h: np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]]))
     cfg.init.method = "dust3r"
     cfg.eval.mask_depth_atol = 0.01 * s  # the same tolerance in ground-truth units
+    cfg.eval.test_pose_focal = focal
     cameras, masks = test_pose.network_test_poses(layout, cfg.init, cfg.eval, step1)
+    train_focal = read_colmap_model(step1)[0].resized(48, 32).K[0, 0]
+    assert asked == [train_focal if focal == "train" else None]
     truth = {c.name: c for c in read_colmap_model(layout.gt_dir)}
     for cam in cameras:
         assert np.allclose(cam.w2c, truth[cam.name].w2c, atol=1e-6), cam.name

@@ -171,3 +171,19 @@ def test_invalid_inputs_raise_config_error() -> None:
         make_trajectory("arc", make_rig(3), K, zrate=0.5)
     with pytest.raises(ConfigError, match="n_frames"):
         make_trajectory("spiral", make_rig(3), K, n_frames=0)
+
+
+def test_spiral_reference_radii_rotate_the_centres_instead_of_expressing_them_in_the_average_frame():
+    rig = make_rig(5)
+    c2w = invert_rigid(rig)
+    avg = average_pose(c2w)
+    ours = camera_radii(c2w, avg)
+    expected_ours = 1.25 * np.ptp((np.linalg.inv(avg) @ c2w)[:, :3, 3], axis=0)  # avg_w2c · c2w
+    expected_reference = 1.25 * np.ptp((avg @ c2w)[:, :3, 3], axis=0)  # avg_c2w · c2w, as run_video.py
+    np.testing.assert_allclose(ours, expected_ours, atol=1e-12)
+    np.testing.assert_allclose(camera_radii(c2w, avg, reference=True), expected_reference, atol=1e-12)
+    assert not np.allclose(expected_ours, expected_reference)  # the rig's average rotation is not symmetric
+    K = np.array([[100.0, 0, 32], [0, 100.0, 24], [0, 0, 1]])
+    a = make_trajectory("spiral", rig, K, n_frames=8)
+    b = make_trajectory("spiral", rig, K, n_frames=8, reference_radii=True)
+    assert not np.allclose(a, b)
