@@ -16,6 +16,7 @@ canon2(p) / canon2(anchor); the anchor depths are ``canon_z`` at the block centr
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import torch
@@ -24,6 +25,8 @@ from tqdm import tqdm
 from feat2gs.init.align.focal import estimate_focal
 from feat2gs.init.sparse.pairs import SparsePairs
 from feat2gs.init.sparse.settings import SparseAlignmentError, SparseGAConfig, focal_base
+
+log = logging.getLogger(__name__)
 
 FLOAT32_EPS = 1.1920929e-07  # floor of the anchor depth in the angle computation (the reference's float32 eps)
 
@@ -92,17 +95,30 @@ def base_focal(canon: torch.Tensor, cfg: SparseGAConfig = SparseGAConfig()) -> t
     return min(max(f, cfg.min_focal * fb), cfg.max_focal * fb), f
 
 
+def degenerate_anchors(canon2: torch.Tensor, subsample: int = 8) -> torch.Tensor:
+    """[Hs*Ws] bool: anchors whose relative depth canon2 is not a positive number. This happens only when a
+    pointmap puts the anchor pixel behind its camera (e.g. random weights); the reference stops there (assert)."""
+    s = subsample
+    anchors = canon2[s // 2::s, s // 2::s].reshape(-1)
+    return ~(torch.isfinite(anchors) & (anchors > 0))
+
+
 def anchor_offsets(canon2: torch.Tensor, xy: torch.Tensor, subsample: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
-    """Block index and depth offset canon2(p) / canon2(anchor) of integer pixels xy [M, 2]."""
+    """Block index and depth offset canon2(p) / canon2(anchor) of integer pixels xy [M, 2].
+
+    Deviation from the reference, which asserts canon2 > 0 at every anchor: the pixels of a degenerate block
+    (:func:`degenerate_anchors`) get offset 1 (the anchor's depth). Nothing changes when every anchor is valid.
+    """
     h, w = canon2.shape
     s = subsample
-    anchors = canon2[s // 2::s, s // 2::s]
-    if not bool((anchors > 0).all()):
-        raise SparseAlignmentError("sparse alignment: a canonical view has a non-positive depth at an anchor "
-                                   "(degenerate pointmaps)")
+    anchors = canon2[s // 2::s, s // 2::s].reshape(-1)
+    bad = degenerate_anchors(canon2, s)
     x, y = xy[:, 0], xy[:, 1]
     idx = (y // s) * (w // s) + x // s
-    return idx, canon2[y, x] / anchors.reshape(-1)[idx]
+    offset = canon2[y, x] / anchors[idx]
+    if bool(bad.any()):
+        offset = torch.where(bad[idx], torch.ones_like(offset), offset)
+    return idx, offset
 
 
 def canonical_views(pairs: SparsePairs, cfg: SparseGAConfig = SparseGAConfig(), progress: bool = True
@@ -128,6 +144,11 @@ def canonical_views(pairs: SparsePairs, cfg: SparseGAConfig = SparseGAConfig(), 
         if not maps:
             raise SparseAlignmentError(f"sparse alignment: image {u} is in no pair")
         canon, canon2, cconf = canonical_view(torch.stack(maps), torch.stack(confs), s, cfg.conf_shift)
+        n_bad = int(degenerate_anchors(canon2, s).sum())
+        if n_bad:
+            log.warning("sparse alignment: %d of %d anchors of image %d have a non-positive canonical depth "
+                        "(pointmaps behind the camera: random weights?); their blocks take the anchor depth",
+                        n_bad, canon2[s // 2::s, s // 2::s].numel(), u)
         focal, unclipped = base_focal(canon, cfg)
         view = CanonicalView(canon, canon2, cconf, focal, unclipped, (w / 2, h / 2),
                              canon[s // 2::s, s // 2::s, 2].clone(), pixels, preds21=preds21)
