@@ -1,7 +1,9 @@
-"""``--method dust3r|mast3r``: network pointmaps of all ordered pairs + dense global alignment (protocol §3.2–3.5).
+"""``--method dust3r|mast3r``: network pointmaps of all ordered pairs + global alignment (protocol §3.2–3.6).
 
-MASt3R runs through the same dense alignment as DUSt3R (on MASt3R's pointmaps); the reference's sparse
-global alignment is not reproduced.
+DUSt3R: dense global alignment (``feat2gs.init.align``). MASt3R: the reference's sparse global alignment
+(``feat2gs.init.sparse``: descriptor matching, canonical views, 3D-matching and 2D-reprojection stages, dense
+read-out) with ``init.mast3r_alignment=sparse``, or DUSt3R's dense alignment on MASt3R's pointmaps with ``dense``.
+Step 1 caches MASt3R's pair inference in ``<scene>/<N>_views/mast3r_cache``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import torch
 from feat2gs.config import InitConfig
 from feat2gs.data.images import check_same_size, load_image, resize_to, working_size
 from feat2gs.data.layout import SceneLayout
-from feat2gs.errors import DatasetError
+from feat2gs.errors import ConfigError, DatasetError
 from feat2gs.geometry.camera import Camera
 from feat2gs.init.base import InitResult, register_init
 from feat2gs.runinfo import resolve_device
@@ -30,17 +32,39 @@ def load_network_images(paths, image_size: int) -> tuple[torch.Tensor, tuple[int
     return torch.from_numpy(np.stack([resize_to(load_image(p), w, h) for p in paths])), (w0, h0)
 
 
-def network_pointmaps(images: torch.Tensor, kind: str, cfg: InitConfig, known_focal: float | None = None):
-    """Run the network on every ordered pair and align globally; returns (alignment, encoder features, random)."""
+def uses_sparse_alignment(kind: str, cfg: InitConfig) -> bool:
+    """MASt3R with ``init.mast3r_alignment=sparse`` (the reference's method); everything else aligns densely."""
+    if kind != "mast3r":
+        return False
+    if cfg.mast3r_alignment not in ("sparse", "dense"):
+        raise ConfigError(f"init.mast3r_alignment must be 'sparse' or 'dense', got {cfg.mast3r_alignment!r}")
+    return cfg.mast3r_alignment == "sparse"
+
+
+def network_pointmaps(images: torch.Tensor, kind: str, cfg: InitConfig, known_focal: float | None = None,
+                      cache_dir=None):
+    """Run the network on every ordered pair and align globally; returns (alignment, encoder features, random).
+
+    MASt3R with the sparse alignment caches its pair inference in ``cache_dir`` when given. ``known_focal`` fixes
+    the focal (and, for the sparse alignment, keeps the principal point at the centre).
+    """
     from feat2gs.init.align import global_align
     from feat2gs.init.dust3r import load_dust3r, make_pairs_complete, run_pairs
 
+    sparse = uses_sparse_alignment(kind, cfg)
     device = resolve_device(cfg.device)
     loaded = load_dust3r(cfg.checkpoint, kind, device, random_weights=cfg.random_weights)
     n, h, w, _ = images.shape
     imgs = [(img.permute(2, 0, 1)[None] - 0.5) / 0.5 for img in images]
     edges = make_pairs_complete(n)
     autocast = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[cfg.autocast]
+    if sparse:
+        from feat2gs.init.sparse import SparseGAConfig, mast3r_sparse_init
+
+        align, features = mast3r_sparse_init(loaded.model, imgs, edges, SparseGAConfig(), cache_dir=cache_dir,
+                                             known_focal=known_focal, batch_size=cfg.batch_size, device=device,
+                                             autocast=autocast)
+        return align, features, loaded.random_weights
     out = run_pairs(loaded.model, imgs, edges, batch_size=cfg.batch_size, device=device, autocast=autocast,
                     keys={"pts3d", "pts3d_in_other_view", "conf"})
     del loaded.model
@@ -53,20 +77,24 @@ def network_pointmaps(images: torch.Tensor, kind: str, cfg: InitConfig, known_fo
     return align, torch.stack(list(out.encoder_features)), loaded.random_weights
 
 
-def network_K(focal: float, width: int, height: int) -> np.ndarray:
-    """Intrinsics of an aligned view. DUSt3R indexes pixels by integers with the principal point at (W/2, H/2);
-    our pixel centres sit at +0.5, hence the half-pixel shift."""
-    return np.array([[focal, 0, width / 2 + 0.5], [0, focal, height / 2 + 0.5], [0, 0, 1]])
+def network_K(focal: float, width: int, height: int, pp: tuple[float, float] | None = None) -> np.ndarray:
+    """Intrinsics of an aligned view. DUSt3R indexes pixels by integers with the principal point at (W/2, H/2)
+    (or the aligner's ``pp``); our pixel centres sit at +0.5, hence the half-pixel shift."""
+    cx, cy = (width / 2, height / 2) if pp is None else (float(pp[0]), float(pp[1]))
+    return np.array([[focal, 0, cx + 0.5], [0, focal, cy + 0.5], [0, 0, 1]])
 
 
 def _init(kind: str):
     def init(layout: SceneLayout, cfg: InitConfig) -> InitResult:
         images, original = load_network_images(layout.train_paths(), cfg.image_size)
-        align, features, random_weights = network_pointmaps(images, kind, cfg)
+        sparse = uses_sparse_alignment(kind, cfg)
+        align, features, random_weights = network_pointmaps(
+            images, kind, cfg, cache_dir=layout.views_dir / "mast3r_cache" if sparse else None)
         _, h, w, _ = images.shape
         cameras = []
-        for name, c2w, focal in zip(layout.train_names, align.c2w, align.focals):
-            K = network_K(float(focal), w, h)
+        for k, (name, c2w, focal) in enumerate(zip(layout.train_names, align.c2w, align.focals)):
+            # the sparse alignment optimises the principal point (shared by all views)
+            K = network_K(float(focal), w, h, align.pp[k].tolist()) if sparse else network_K(float(focal), w, h)
             cameras.append(Camera(name, K, np.linalg.inv(c2w.double().cpu().numpy()), w, h))
         return InitResult(
             names=list(layout.train_names), images=images, points=align.pts3d.float().cpu(),

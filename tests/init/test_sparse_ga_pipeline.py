@@ -1,0 +1,136 @@
+"""The sparse alignment in the pipeline: step 1 (``--method mast3r``, ``init.mast3r_alignment=sparse``) with the
+pair cache in the scene folder, and step 3's test-pose run with the training focal; the tiny MASt3R stands in for
+the full-size network (same code path, seconds instead of minutes)."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from feat2gs.config import make_config
+from feat2gs.data.colmap import read_colmap_text
+from feat2gs.data.layout import SceneLayout
+from feat2gs.init import pointmap
+from feat2gs.init.step import run_init
+
+from tests.init._fixtures import FIXTURES as DUST3R_FIXTURES
+
+pytestmark = pytest.mark.skipif(not (DUST3R_FIXTURES / "mast3r_tiny_config.json").is_file(),
+                                reason=f"tiny MASt3R config not found in {DUST3R_FIXTURES}")
+
+
+class _CountingTiny(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        from feat2gs.init.dust3r import Dust3rNet
+
+        from tests.init.test_dust3r_network import tiny_config
+
+        torch.manual_seed(0)
+        self.net = Dust3rNet(tiny_config("mast3r")).eval()
+        self.cfg, self.calls = self.net.cfg, 0
+
+    def forward(self, *args, **kwargs):
+        self.calls += 1
+        return self.net(*args, **kwargs)
+
+    def encoder_features(self, *args, **kwargs):
+        return self.net.encoder_features(*args, **kwargs)
+
+
+@pytest.fixture()
+def tiny_mast3r(monkeypatch):
+    import feat2gs.init.dust3r as dust3r
+
+    model = _CountingTiny()
+    seen = []
+
+    def fake_load(source=None, kind="dust3r", device="cpu", random_weights=False, **_):
+        assert kind == "mast3r"
+        seen.append(kind)
+        return dust3r.LoadedDust3r(model, model.cfg, kind, "tiny", random_weights=True)
+
+    monkeypatch.setattr(dust3r, "load_dust3r", fake_load)
+    return model
+
+
+def _config(alignment: str = "sparse"):
+    cfg = make_config("quick", ["init.image_size=48", "init.feat_dim=32", "init.method=mast3r",
+                                f"init.mast3r_alignment={alignment}", "init.vis_feat=false"])
+    return cfg
+
+
+def test_step1_runs_the_sparse_alignment_and_caches_pairs(scene_root, tmp_path, tiny_mast3r, monkeypatch):
+    root = tmp_path / "data"
+    shutil.copytree(scene_root, root)
+    layout = SceneLayout.open(root, "Synthetic", "blocks")
+    cfg = _config()
+    calls = []
+    real = pointmap.network_pointmaps
+
+    def spy(*args, **kwargs):
+        out = real(*args, **kwargs)
+        calls.append(out[0])
+        return out
+
+    monkeypatch.setattr(pointmap, "network_pointmaps", spy)
+    step1 = run_init(layout, cfg.init, "iuvrgb")
+    align = calls[-1]
+    assert type(align).__name__ == "SparseAlignResult"
+    assert tiny_mast3r.calls == 3 * 2  # 3 unordered pairs, two passes each
+    cache = layout.views_dir / "mast3r_cache"
+    assert len(list(cache.glob("*.safetensors"))) == 3
+    geometry = load_file(str(step1 / "geometry.safetensors"))
+    assert torch.equal(geometry["valid"].bool(), align.masks & torch.isfinite(align.pts3d).all(-1))
+    assert torch.allclose(geometry["points"], align.pts3d.float())
+    cams = read_colmap_text(step1)
+    w, h = 48, 32
+    for k, cam in enumerate(cams):
+        small = cam.resized(w, h)
+        assert np.allclose(small.K[0, 0], float(align.focals[k]), rtol=1e-6)
+        assert np.allclose(small.K[:2, 2], align.pp[k].numpy() + 0.5, rtol=1e-6)  # optimised pp, pixel centres
+        assert np.allclose(small.c2w, align.c2w[k].double().numpy(), atol=1e-5)
+    # another feature string of the same scene: the pairs come from the cache, the network does not run
+    run_init(layout, cfg.init, "iuv")
+    assert tiny_mast3r.calls == 6
+    assert torch.allclose(calls[-1].pts3d, align.pts3d)
+
+
+def test_dense_alignment_stays_available(scene_root, tmp_path, tiny_mast3r):
+    root = tmp_path / "data"
+    shutil.copytree(scene_root, root)
+    layout = SceneLayout.open(root, "Synthetic", "blocks")
+    cfg = _config("dense")
+    cfg.init.align_iterations = 5
+    images, _ = pointmap.load_network_images(layout.train_paths(), cfg.init.image_size)
+    align, feats, random = pointmap.network_pointmaps(images, "mast3r", cfg.init)
+    assert type(align).__name__ == "AlignResult" and random
+    assert not (layout.views_dir / "mast3r_cache").exists()
+    cfg.init.mast3r_alignment = "bogus"
+    from feat2gs.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="mast3r_alignment"):
+        pointmap.uses_sparse_alignment("mast3r", cfg.init)
+
+
+def test_test_poses_use_the_sparse_alignment_with_the_training_focal(scene_root, tmp_path, tiny_mast3r):
+    from feat2gs.evaluate import test_pose
+
+    root = tmp_path / "data"
+    shutil.copytree(scene_root, root)
+    layout = SceneLayout.open(root, "Synthetic", "blocks")
+    cfg = _config()
+    step1 = run_init(layout, cfg.init, "iuvrgb")
+    before = tiny_mast3r.calls
+    cameras, masks = test_pose.network_test_poses(layout, cfg.init, cfg.eval, step1)
+    n_all = layout.n_views + len(layout.test_names)
+    assert tiny_mast3r.calls - before == n_all * (n_all - 1)  # the joint run has no scene cache (see README)
+    train_focal = read_colmap_text(step1)[0].K[0, 0]
+    assert len(cameras) == len(layout.test_names) == len(masks)
+    for cam in cameras:
+        assert np.isclose(cam.K[0, 0], train_focal, rtol=1e-5)  # the focal is fixed to the training one
+        assert np.isfinite(cam.w2c).all()
