@@ -7,6 +7,8 @@ stage 1 (3D matches, lr 0.07, 500 it) -> stage 2 (2D reprojection, lr 0.014, 200
 from __future__ import annotations
 
 import math
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -44,6 +46,7 @@ class SparseAlignResult:
     n_matches: dict[tuple[int, int], int] = field(default_factory=dict)
     pairs_with_matches: list[tuple[int, int]] = field(default_factory=list)  # the others use the fallback loss
     base_focals: list[float] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage (synchronised on CUDA)
 
     @property
     def masks(self) -> torch.Tensor:
@@ -55,10 +58,22 @@ def _to(frame: Frame, device) -> Frame:
     return Frame(*(t.to(device) for t in (frame.K, frame.cam2w, frame.depthmaps, frame.pts3d, frame.focals)))
 
 
+@contextmanager
+def _timer(timings: dict[str, float], name: str, device: torch.device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    yield
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    timings[name] = time.perf_counter() - t0
+
+
 def sparse_align(pairs: SparsePairs, cfg: SparseGAConfig = SparseGAConfig(), known_focal: float | None = None,
                  device: torch.device | str | None = None, progress: bool = True) -> SparseAlignResult:
     """Align the matched pairwise predictions (on ``device``, default: where they are). ``known_focal``
-    fixes every focal (pixels) and keeps the principal point at the image centre."""
+    fixes every focal (pixels) and keeps the principal point at the image centre. The result's ``timings`` holds
+    the seconds of each stage (canonical, optimise1, optimise2, readout)."""
     if known_focal is not None and not (math.isfinite(known_focal) and known_focal > 0):
         raise SparseAlignmentError(f"sparse alignment: known_focal must be a positive number, got {known_focal}")
     if pairs.n_images < 2:
@@ -73,18 +88,24 @@ def sparse_align(pairs: SparsePairs, cfg: SparseGAConfig = SparseGAConfig(), kno
         if bool((view.conf_self <= cfg.conf_shift).any()):
             raise SparseAlignmentError(f"sparse alignment: confidences of pair {(u, v)} must exceed "
                                        f"{cfg.conf_shift} (MASt3R's are 1 + exp(x))")
-    views = canonical_views(pairs, cfg, progress)
-    cd = condense(views, pairs.pairs)
-    counts = pairs.match_counts()
-    tree = spanning_tree(pairwise_scores(pairs.n_images, counts))
-    params, med = init_params(cd, cfg, known_focal)
-    model = SparseModel(cd, med, tree, cfg)
-    loss = SparseLoss(model, cfg)
+    dev = next(iter(pairs.views.values())).pts_self.device
+    timings: dict[str, float] = {}
+    with _timer(timings, "canonical", dev):
+        views = canonical_views(pairs, cfg, progress)
+        cd = condense(views, pairs.pairs)
+        counts = pairs.match_counts()
+        tree = spanning_tree(pairwise_scores(pairs.n_images, counts))
+        params, med = init_params(cd, cfg, known_focal)
+        model = SparseModel(cd, med, tree, cfg)
+        loss = SparseLoss(model, cfg)
     frozen = known_focal is not None
-    r1 = run_stage(model, loss, params, 1, cfg.lr1, cfg.niter1, cfg, frozen, progress)
-    r2 = run_stage(model, loss, params, 2, cfg.lr2, cfg.niter2, cfg, frozen, progress) if cfg.niter2 > 0 else r1
+    with _timer(timings, "optimise1", dev):
+        r1 = run_stage(model, loss, params, 1, cfg.lr1, cfg.niter1, cfg, frozen, progress)
+    with _timer(timings, "optimise2", dev):
+        r2 = run_stage(model, loss, params, 2, cfg.lr2, cfg.niter2, cfg, frozen, progress) if cfg.niter2 > 0 else r1
     fine = r2.frame
-    dense = dense_readout(views, fine.K, fine.cam2w, fine.depthmaps, cd.base_focals, cfg, progress)
+    with _timer(timings, "readout", dev):
+        dense = dense_readout(views, fine.K, fine.cam2w, fine.depthmaps, cd.base_focals, cfg, progress)
     cpu = torch.device("cpu")
     return SparseAlignResult(
         c2w=fine.cam2w.cpu(), focals=fine.focals.cpu(), pp=fine.K[:, :2, 2].cpu(), intrinsics=fine.K.cpu(),
@@ -92,6 +113,7 @@ def sparse_align(pairs: SparsePairs, cfg: SparseGAConfig = SparseGAConfig(), kno
         conf_clean=dense["conf_clean"].cpu(), coarse=_to(r1.frame, cpu), fine=_to(fine, cpu),
         loss_trace1=r1.losses, loss_trace2=r2.losses if cfg.niter2 > 0 else [], tree=tree, n_matches=counts,
         pairs_with_matches=sorted(ij for ij, ok in loss.ok.items() if ok), base_focals=[v.focal for v in views],
+        timings=timings,
     )
 
 
