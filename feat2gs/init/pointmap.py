@@ -46,7 +46,8 @@ def network_pointmaps(images: torch.Tensor, kind: str, cfg: InitConfig, known_fo
     """Run the network on every ordered pair and align globally; returns (alignment, encoder features, random).
 
     MASt3R with the sparse alignment caches its pair inference in ``cache_dir`` when given. ``known_focal`` fixes
-    the focal (and, for the sparse alignment, keeps the principal point at the centre).
+    the focal (and, for the sparse alignment, keeps the principal point at the centre); random weights fix it to
+    ``RANDOM_WEIGHTS_FOCAL`` times the long side.
     """
     from feat2gs.init.align import global_align
     from feat2gs.init.dust3r import load_dust3r, make_pairs_complete, run_pairs
@@ -58,19 +59,21 @@ def network_pointmaps(images: torch.Tensor, kind: str, cfg: InitConfig, known_fo
     imgs = [(img.permute(2, 0, 1)[None] - 0.5) / 0.5 for img in images]
     edges = make_pairs_complete(n)
     autocast = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[cfg.autocast]
+    if loaded.random_weights and known_focal is None:
+        known_focal = RANDOM_WEIGHTS_FOCAL * max(w, h)  # random pointmaps carry no usable focal estimate
     if sparse:
-        from feat2gs.init.sparse import SparseGAConfig, mast3r_sparse_init
+        from feat2gs.init.sparse import SparseGAConfig, mast3r_pairs, sparse_align
 
-        align, features = mast3r_sparse_init(loaded.model, imgs, edges, SparseGAConfig(), cache_dir=cache_dir,
-                                             known_focal=known_focal, batch_size=cfg.batch_size, device=device,
-                                             autocast=autocast)
-        return align, features, loaded.random_weights
+        scfg = SparseGAConfig()
+        matched = mast3r_pairs(loaded.model, imgs, edges, scfg, cache_dir=cache_dir, batch_size=cfg.batch_size,
+                               device=device, autocast=autocast)
+        del loaded.model
+        align = sparse_align(matched, scfg, known_focal=known_focal, device=device)
+        return align, matched.features().float().cpu(), loaded.random_weights
     out = run_pairs(loaded.model, imgs, edges, batch_size=cfg.batch_size, device=device, autocast=autocast,
                     keys={"pts3d", "pts3d_in_other_view", "conf"})
     del loaded.model
     true_shapes = torch.tensor([[h, w]] * n)
-    if loaded.random_weights and known_focal is None:
-        known_focal = RANDOM_WEIGHTS_FOCAL * max(w, h)  # random pointmaps carry no usable focal estimate
     align = global_align(edges, out.pred1["pts3d"], out.pred2["pts3d_in_other_view"], out.pred1["conf"],
                          out.pred2["conf"], true_shapes, niter=cfg.align_iterations, focal_avg=True,
                          known_focal=known_focal, device=device)

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from feat2gs.config import make_config
-from feat2gs.data.colmap import read_colmap_text
+from feat2gs.data.colmap import read_colmap_model
 from feat2gs.data.layout import SceneLayout
 from feat2gs.init import pointmap
 from feat2gs.init.step import run_init
@@ -44,15 +44,16 @@ class _CountingTiny(torch.nn.Module):
 
 @pytest.fixture()
 def tiny_mast3r(monkeypatch):
+    """load_dust3r returns the tiny MASt3R, reported as pretrained unless ``model.random`` is set (random weights
+    fix the focal, as for DUSt3R)."""
     import feat2gs.init.dust3r as dust3r
 
     model = _CountingTiny()
-    seen = []
+    model.random = False
 
     def fake_load(source=None, kind="dust3r", device="cpu", random_weights=False, **_):
         assert kind == "mast3r"
-        seen.append(kind)
-        return dust3r.LoadedDust3r(model, model.cfg, kind, "tiny", random_weights=True)
+        return dust3r.LoadedDust3r(model, model.cfg, kind, "tiny", random_weights=model.random)
 
     monkeypatch.setattr(dust3r, "load_dust3r", fake_load)
     return model
@@ -87,17 +88,24 @@ def test_step1_runs_the_sparse_alignment_and_caches_pairs(scene_root, tmp_path, 
     geometry = load_file(str(step1 / "geometry.safetensors"))
     assert torch.equal(geometry["valid"].bool(), align.masks & torch.isfinite(align.pts3d).all(-1))
     assert torch.allclose(geometry["points"], align.pts3d.float())
-    cams = read_colmap_text(step1)
+    cams = read_colmap_model(step1)
     w, h = 48, 32
     for k, cam in enumerate(cams):
         small = cam.resized(w, h)
         assert np.allclose(small.K[0, 0], float(align.focals[k]), rtol=1e-6)
         assert np.allclose(small.K[:2, 2], align.pp[k].numpy() + 0.5, rtol=1e-6)  # optimised pp, pixel centres
         assert np.allclose(small.c2w, align.c2w[k].double().numpy(), atol=1e-5)
+    assert not np.allclose(align.pp.numpy(), [w / 2, h / 2])  # stage 2 moved the shared principal point
     # another feature string of the same scene: the pairs come from the cache, the network does not run
     run_init(layout, cfg.init, "iuv")
     assert tiny_mast3r.calls == 6
     assert torch.allclose(calls[-1].pts3d, align.pts3d)
+    # random weights: the focal is fixed (RANDOM_WEIGHTS_FOCAL x long side) and the principal point centred
+    tiny_mast3r.random = True
+    images, _ = pointmap.load_network_images(layout.train_paths(), cfg.init.image_size)
+    rand, _, random = real(images, "mast3r", cfg.init)
+    assert random and torch.allclose(rand.focals, torch.full((3,), pointmap.RANDOM_WEIGHTS_FOCAL * w))
+    assert torch.allclose(rand.pp, torch.tensor([[w / 2, h / 2]] * 3))
 
 
 def test_dense_alignment_stays_available(scene_root, tmp_path, tiny_mast3r):
@@ -106,6 +114,7 @@ def test_dense_alignment_stays_available(scene_root, tmp_path, tiny_mast3r):
     layout = SceneLayout.open(root, "Synthetic", "blocks")
     cfg = _config("dense")
     cfg.init.align_iterations = 5
+    tiny_mast3r.random = True  # the dense MST cannot estimate a focal from random pointmaps
     images, _ = pointmap.load_network_images(layout.train_paths(), cfg.init.image_size)
     align, feats, random = pointmap.network_pointmaps(images, "mast3r", cfg.init)
     assert type(align).__name__ == "AlignResult" and random
@@ -129,7 +138,7 @@ def test_test_poses_use_the_sparse_alignment_with_the_training_focal(scene_root,
     cameras, masks = test_pose.network_test_poses(layout, cfg.init, cfg.eval, step1)
     n_all = layout.n_views + len(layout.test_names)
     assert tiny_mast3r.calls - before == n_all * (n_all - 1)  # the joint run has no scene cache (see README)
-    train_focal = read_colmap_text(step1)[0].K[0, 0]
+    train_focal = read_colmap_model(step1)[0].K[0, 0]
     assert len(cameras) == len(layout.test_names) == len(masks)
     for cam in cameras:
         assert np.isclose(cam.K[0, 0], train_focal, rtol=1e-5)  # the focal is fixed to the training one

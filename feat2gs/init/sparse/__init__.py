@@ -12,7 +12,8 @@ focals, anchors), ``condense`` (anchor lists and slices), ``model`` (parameters,
                                       cache_dir=scene / "3_views" / "mast3r_cache")
 """
 
-from feat2gs.init.sparse.api import SparseAlignResult, mast3r_sparse_init, sparse_align
+from feat2gs.init.sparse.api import SparseAlignResult, mast3r_pairs, mast3r_sparse_init, sparse_align
 from feat2gs.init.sparse.settings import SparseAlignmentError, SparseGAConfig
 
-__all__ = ["SparseAlignResult", "SparseAlignmentError", "SparseGAConfig", "mast3r_sparse_init", "sparse_align"]
+__all__ = ["SparseAlignResult", "SparseAlignmentError", "SparseGAConfig", "mast3r_pairs", "mast3r_sparse_init",
+           "sparse_align"]

@@ -123,13 +123,21 @@ def cache_context(model: torch.nn.Module, autocast: torch.dtype | None, cfg: Spa
             f"nn_max_iter={cfg.nn_max_iter}|nn_block={cfg.nn_block_size}")
 
 
+def mast3r_pairs(model: torch.nn.Module, imgs: list[torch.Tensor], pairs: list[tuple[int, int]],
+                 cfg: SparseGAConfig = SparseGAConfig(), cache_dir=None, batch_size: int = 1,
+                 device: torch.device | str | None = None, autocast: torch.dtype | None = None,
+                 progress: bool = True) -> SparsePairs:
+    """Pair inference + matching, cached in ``cache_dir`` when given. imgs: N [1, 3, H, W] in [-1, 1]."""
+    cache = PairCache(cache_dir, cache_context(model, autocast, cfg)) if cache_dir is not None else None
+    return infer_pairs(model, imgs, pairs, cfg, cache, batch_size, device, autocast, progress)
+
+
 def mast3r_sparse_init(model: torch.nn.Module, imgs: list[torch.Tensor], pairs: list[tuple[int, int]],
                        cfg: SparseGAConfig = SparseGAConfig(), cache_dir=None, known_focal: float | None = None,
                        batch_size: int = 1, device: torch.device | str | None = None,
                        autocast: torch.dtype | None = None, progress: bool = True
                        ) -> tuple[SparseAlignResult, torch.Tensor]:
-    """Pair inference (cached in ``cache_dir`` when given) + sparse alignment. imgs: N [1, 3, H, W] in [-1, 1].
-    Returns (alignment, per-image encoder features [N, H/16, W/16, C] on the CPU)."""
-    cache = PairCache(cache_dir, cache_context(model, autocast, cfg)) if cache_dir is not None else None
-    matched = infer_pairs(model, imgs, pairs, cfg, cache, batch_size, device, autocast, progress)
+    """:func:`mast3r_pairs` + :func:`sparse_align`. Returns (alignment, per-image encoder features
+    [N, H/16, W/16, C] on the CPU)."""
+    matched = mast3r_pairs(model, imgs, pairs, cfg, cache_dir, batch_size, device, autocast, progress)
     return sparse_align(matched, cfg, known_focal, device, progress), matched.features().float().cpu()
