@@ -31,6 +31,7 @@ class InitConfig:
     batch_size: int = 1  # pairs per network call
     autocast: str | None = None  # CUDA only: bf16 or fp16 (dust3r/mast3r and feature backbones)
     feature_cache: bool = True  # reuse raw backbone grids from <scene>/<N>_views/feature_cache
+    backbone_max_pixels: int = 4 * 512 * 512  # padded input pixels per feature-network pass (the memory cap)
     device: str = "auto"  # where step-1 networks run (--device sets this and the top-level device)
     align_iterations: int = 300  # dense global alignment
     mast3r_alignment: str = "dense"  # mast3r init: sparse (the reference's sparse global alignment) | dense
@@ -242,6 +243,7 @@ RULES: dict[type, dict[str, tuple[Callable[[Any], bool], str]]] = {
     InitConfig: {
         "image_size": ((lambda v: v >= 16), ">= 16 (the working size is floored to multiples of 16)"),
         "batch_size": POSITIVE, "align_iterations": NON_NEGATIVE, "feat_dim": OPTIONAL_POSITIVE,
+        "backbone_max_pixels": POSITIVE,
         "pca": _one_of("exact", "lowrank"), "autocast": _one_of(None, "bf16", "fp16"), "device": DEVICE,
         "mast3r_alignment": _one_of("sparse", "dense"), "seed": NON_NEGATIVE,
     },
@@ -357,6 +359,60 @@ def parse_feature_checkpoints(text: str | None) -> dict[str, str]:
             raise ConfigError(f"init.feature_checkpoints: expected name=path, got {item!r}")
         out[name.strip()] = path.strip()
     return out
+
+
+# -- what each step reads --------------------------------------------------------------------------------------
+# A step's skip key is the fingerprint of the settings it reads (plus its inputs' bytes), so changing a setting
+# reruns exactly the steps that read it. Every setting is listed here or in NOT_READ (a test checks it), so a
+# setting added later cannot be forgotten by the keys and silently reuse stale outputs.
+STEP_SETTINGS: dict[str, tuple[str, ...]] = {
+    "geometry": ("init.method", "init.image_size", "init.checkpoint", "init.random_weights", "init.autocast",
+                 "init.align_iterations", "init.mast3r_alignment"),  # step 1's geometry, shared by all features
+    "features": ("init.feature_checkpoints", "init.feat_dim", "init.pca", "init.seed", "init.truncate_colors",
+                 "init.vis_feat"),  # step 1's features (plus the geometry)
+    "test_pose": ("eval.perturb_rot_deg", "eval.perturb_trans", "eval.mask_depth_atol", "eval.seed",
+                  "eval.test_pose_focal"),  # step 3 (plus the geometry)
+    "train": ("train.*", "backend"),
+    "render": ("eval.test_pose_iterations", "eval.test_pose_lr_t", "eval.test_pose_lr_q", "train.resolution",
+               "train.white_background", "backend"),
+    "metrics": ("eval.lpips", "eval.min_visible_fraction"),
+    "video": ("video.*", "backend"),
+}
+# settings that change no output (where or how fast things run, folder names)
+NOT_READ = ("preset", "device", "init.device", "init.batch_size", "init.feature_cache", "init.backbone_max_pixels")
+
+
+def _setting_names(cfg: ExperimentConfig, pattern: str) -> list[str]:
+    if not pattern.endswith(".*"):
+        return [pattern]
+    section = pattern[:-2]
+    return [f"{section}.{f.name}" for f in dataclasses.fields(getattr(cfg, section))]
+
+
+def get_setting(cfg: Any, name: str) -> Any:
+    """A setting by dotted name from the whole config, or from the section it belongs to."""
+    section = {InitConfig: "init", TrainConfig: "train", EvalConfig: "eval", VideoConfig: "video"}.get(type(cfg))
+    parts = name.split(".")
+    if section is not None:
+        if parts[0] != section:
+            raise KeyError(f"{name} is not a setting of the {section} section")
+        parts = parts[1:]
+    target: Any = cfg
+    for part in parts:
+        target = getattr(target, part)
+    return target
+
+
+def step_settings(cfg: Any, step: str) -> dict[str, Any]:
+    """The settings ``step`` reads, by dotted name (what its key is made of); ``cfg`` is the whole config or, for
+    steps that read one section only, that section."""
+    full = cfg if isinstance(cfg, ExperimentConfig) else ExperimentConfig()
+    return {name: get_setting(cfg, name) for pattern in STEP_SETTINGS[step] for name in _setting_names(full, pattern)}
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """A run's ``config.yaml`` (as ``feat2gs eval`` writes it) -> the validated settings, to reproduce the run."""
+    return config_from_dict(load_yaml(Path(path)))
 
 
 def fingerprint(obj: Any) -> str:

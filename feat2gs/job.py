@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from PIL import Image
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from feat2gs.config import ExperimentConfig, fingerprint
+from feat2gs.config import ExperimentConfig, fingerprint, step_settings
 from feat2gs.data.colmap import read_colmap_model
 from feat2gs.data.images import load_image, render_size, resize_to
 from feat2gs.data.layout import SceneLayout
@@ -31,7 +31,7 @@ from feat2gs.evaluate.refine import refine_test_pose
 from feat2gs.evaluate.test_pose import load_mask, run_init_test_pose
 from feat2gs.features import parse_feature_string
 from feat2gs.gaussians import ProbeMode, get_mode, load_gaussians, write_gaussian_ply
-from feat2gs.init.step import load_step1, run_init
+from feat2gs.init.step import canonical_feature_string, load_step1, run_init, step1_ready
 from feat2gs.integrity import folder_signature, read_manifest, record_outputs, signature, verify
 from feat2gs.io import (atomic_dir, atomic_save, atomic_save_npy, atomic_write_json, atomic_write_text, ensure_writable_dir,
                         file_lock, remove_all_temps)
@@ -61,7 +61,7 @@ class Job:
     @classmethod
     def create(cls, data_root: str | Path, dataset: str, scene: str, feature: str, mode: str,
                cfg: ExperimentConfig, out_root: str | Path, progress: bool = True) -> "Job":
-        feat_string = "-".join(s.name for s in parse_feature_string(feature))
+        feat_string = canonical_feature_string(feature)
         probe = get_mode(mode)
         layout = SceneLayout.open(data_root, dataset, scene)
         return cls(layout, feat_string, probe, cfg, Path(out_root), progress)
@@ -149,11 +149,11 @@ class Job:
     @cached_property
     def step1(self) -> Path:
         """Step-1 folder, computed (or validated and reused) once per Job: every later step reads it."""
-        return run_init(self.layout, self.cfg.init, self.feat_string)
+        return run_init(self.layout, self.cfg.init, self.feat_string, progress=self.progress)
 
     def train_key(self, step1: Path) -> str:
-        return fingerprint({"step1": folder_signature(step1), "mode": self.mode.name, "train": asdict(self.cfg.train),
-                            "backend": self.cfg.backend})
+        return fingerprint({"step1": folder_signature(step1), "mode": self.mode.name,
+                            **step_settings(self.cfg, "train")})
 
     def train_outputs(self) -> list[Path]:
         files = [self.ply_path, self.dir / "pose" / "pose_org.npy", self.dir / "pose" / f"pose_{self.iteration}.npy",
@@ -169,8 +169,10 @@ class Job:
             data = load_step1(step1)
             names = data["manifest"]["names"]
             views = load_views(step1, self.layout.train_images_dir, names, self.cfg.train.resolution, self.device)
+            specs = parse_feature_string(self.feat_string)
+            scale_regularised = len(specs) == 1 and specs[0].scale_regularised
             result = train_readout(data["points"], data["colors"], data["features"], views, self.mode,
-                                   self.feat_string, self.cfg.train, self.device, self.cfg.backend, self.progress)
+                                   scale_regularised, self.cfg.train, self.device, self.cfg.backend, self.progress)
             write_gaussian_ply(self.ply_path, result.raw)
             if result.features is not None:  # ft modes: keep the fine-tuned per-Gaussian features
                 feats = {"features": result.features.to(torch.float16).contiguous()}
@@ -196,11 +198,8 @@ class Job:
         return run_init_test_pose(self.layout, self.cfg.init, self.cfg.eval, self.step1)
 
     def render_key(self, test_pose: Path) -> str:
-        ev = self.cfg.eval
         return fingerprint({"train": self.outputs_signature("train"), "test_pose": folder_signature(test_pose),
-                            "backend": self.cfg.backend,
-                            "refine": [ev.test_pose_iterations, ev.test_pose_lr_t, ev.test_pose_lr_q],
-                            "resolution": self.cfg.train.resolution, "bg": self.cfg.train.white_background})
+                            **step_settings(self.cfg, "render")})
 
     def render(self, force: bool = False) -> bool:
         """Step 4 (trains first when the model is missing or damaged)."""
@@ -249,8 +248,8 @@ class Job:
         ev = self.cfg.eval
         lpips_model, lpips_message = (load_lpips_vgg(self.device) if ev.lpips
                                       else (None, "LPIPS disabled (eval.lpips=false)"))
-        key = fingerprint({"render": self.outputs_signature("render"), "lpips": lpips_model is not None,
-                           "min_visible_fraction": ev.min_visible_fraction})
+        key = fingerprint({"render": self.outputs_signature("render"), "lpips_available": lpips_model is not None,
+                           **step_settings(self.cfg, "metrics")})
 
         def body() -> dict:
             per_view = {}
@@ -296,25 +295,24 @@ class Job:
 
         self.train()
         vc = self.cfg.video
-        key = fingerprint({"train": self.outputs_signature("train"), "video": asdict(vc), "backend": self.cfg.backend})
+        key = fingerprint({"train": self.outputs_signature("train"), **step_settings(self.cfg, "video")})
         target = self.dir / "videos" / f"{self.layout.scene}_{self.layout.n_views}_view_{vc.trajectory}.mp4"
-        return self._run(f"video_{vc.trajectory}", key, video_outputs(self.dir, target, vc),
-                         lambda: render_trajectory_video(self, vc, target), force)
+        def body() -> dict:
+            train_w2c = np.load(self.dir / "pose" / f"pose_{self.iteration}.npy")
+            template = read_colmap_model(self.step1)[0]
+            return render_trajectory_video(self.ply_path, train_w2c, template, vc, self.cfg.train.resolution, self.dir,
+                                           target, self.device, self.cfg.backend, self.progress)
+
+        return self._run(f"video_{vc.trajectory}", key, video_outputs(self.dir, target, vc), body, force)
 
     def run_all(self, force: bool = False, video: bool = True) -> dict[str, bool]:
         """Steps 1–6 in order; returns which steps ran (False = skipped as already done and verified)."""
         ensure_writable_dir(self.dir)
         with self.lock():
-            ran = {"init": not self.step1_dir_valid()}  # the first step below computes step 1 when it is missing
+            ran = {"init": not step1_ready(self.layout, self.cfg.init, self.feat_string)}  # computed by train()
             ran["train"] = self.train(force)
             ran["render"] = self.render(force)
             ran["metrics"] = self.metrics(force)
             if video:
                 ran["video"] = self.video(force)
             return ran
-
-    def step1_dir_valid(self) -> bool:
-        from feat2gs.init.step import step1_key, step1_valid
-
-        out = self.layout.step1_dir(self.cfg.init.method, self.feat_string, self.cfg.init.image_size)
-        return step1_valid(out, step1_key(self.layout, self.cfg.init, self.feat_string))

@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Annotated
 
+import typer
 from rich.console import Console
+from rich.table import Table
 from rich.text import Text
 
 console = Console(stderr=True, soft_wrap=True, highlight=False)
+
+# the two options every command has
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars; errors only")]
+Verbose = Annotated[int, typer.Option("--verbose", "-v", count=True, help="more messages (-vv: debug)")]
 
 
 def say(message: str, label: str = "", style: str = "green") -> None:
@@ -30,14 +37,27 @@ def error(message: str) -> None:
     say(message, "error:", "bold red")
 
 
+def print_table(header: list[str], rows: list[list[object]], title: str | None = None) -> None:
+    """A table on stdout, cells printed literally; the first column (names) is never wrapped or cut, whatever the
+    terminal width, the others fold onto more lines when they must."""
+    table = Table(title=title)
+    for i, name in enumerate(header):
+        table.add_column(name, no_wrap=i == 0, min_width=max((len(str(r[0])) for r in rows), default=0) if i == 0
+                         else None, overflow="fold")
+    for row in rows:
+        table.add_row(*(Text("" if v is None else str(v)) for v in row))
+    Console(highlight=False).print(table)
+
+
 class _LiteralFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return f"{record.levelname.lower()}: {record.getMessage()}"
 
 
-def configure_logging(verbosity: int = 0) -> None:
+def configure_logging(verbosity: int = 0, quiet: bool = False) -> None:
     """Once per process: feat2gs's log records go to stderr as ``level: message`` lines (no wrapping).
-    verbosity -1: errors only, 0: warnings, 1: info, 2: debug."""
+    verbosity 0: warnings, 1: info, 2: debug; ``quiet`` (or verbosity -1): errors only."""
+    verbosity = -1 if quiet else verbosity
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
     logger = logging.getLogger("feat2gs")
     if not any(getattr(h, "_feat2gs", False) for h in logger.handlers):

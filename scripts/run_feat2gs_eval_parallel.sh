@@ -2,7 +2,7 @@
 # Parallel benchmark driver: datasets x scenes x features x modes, on this machine or on Slurm.
 #
 # A thin front end to `feat2gs sweep run` (one implementation of the pool): it turns the settings below into a
-# sweep config, or uses SWEEP_CONFIG (a configs/sweep/*.yaml file) as it is. Settings come from (later wins):
+# sweep config, or uses SWEEP_CONFIG (a sweep YAML file, or a shipped one by name: example, feat2gs_benchmark) as it is. Settings come from (later wins):
 # the defaults below, an optional CONFIG_FILE (bash assignments such as FEATURES="dino_b16 radio" MODES="G T A"),
 # and the environment. Lists are space separated.
 #   EXECUTOR      local (default) or slurm (submitit job arrays; Slurm resources come from SWEEP_CONFIG)

@@ -35,7 +35,7 @@ def test_config_round_trip_and_fingerprint():
 def test_device_option_reaches_step1_networks():
     from feat2gs.cli import _config
 
-    cfg = _config("quick", None, None, None, "cpu", None, None, False, None)
+    cfg = _config("quick", device="cpu")
     assert cfg.device == "cpu" and cfg.init.device == "cpu"
     assert make_config("quick").init.device == "auto"
 
@@ -114,3 +114,91 @@ def test_truncated_colours_are_part_of_the_step1_key_and_floor(scene_root):
     layout = SceneLayout.open(scene_root, "Synthetic", "blocks")
     a, b = make_config("quick"), make_config("quick", ["init.truncate_colors=true"])
     assert step1_key(layout, a.init, "iuvrgb") != step1_key(layout, b.init, "iuvrgb")
+
+
+def _other_value(cfg, name):
+    """A valid value different from the current one, for every kind of setting."""
+    from feat2gs.config import get_setting
+
+    value = get_setting(cfg, name)
+    choices = {"init.method": ["dust3r"], "init.pca": ["lowrank"], "init.autocast": ["bf16"],
+               "init.mast3r_alignment": ["sparse", "dense"], "eval.test_pose_focal": ["estimated"],
+               "video.trajectory": ["arc"], "backend": ["torch"], "device": ["cpu"], "init.device": ["cpu"],
+               "init.checkpoint": ["some.pth"], "init.feature_checkpoints": ["dino_b16=a.pth"]}
+    if name in choices:
+        candidates = choices[name]
+    elif isinstance(value, bool):
+        candidates = [not value]
+    elif isinstance(value, int) or value is None:
+        candidates = [(value or 0) + 2, (value or 0) - 1]
+    else:
+        candidates = [value + 0.125, value / 2]
+    for candidate in candidates:
+        if candidate == value:
+            continue
+        try:
+            make_config("quick", [f"{name}={candidate}"])
+        except ConfigError:
+            continue
+        return candidate
+    raise AssertionError(f"no other valid value for {name}={value!r}")
+
+
+def test_every_setting_is_read_by_declared_steps_or_declared_unread():
+    import dataclasses
+
+    from feat2gs.config import NOT_READ, STEP_SETTINGS, ExperimentConfig, step_settings
+
+    cfg = make_config("quick")
+    names = [f.name for f in dataclasses.fields(ExperimentConfig) if not dataclasses.is_dataclass(getattr(cfg, f.name))]
+    for section in ("init", "train", "eval", "video"):
+        names += [f"{section}.{f.name}" for f in dataclasses.fields(getattr(cfg, section))]
+    base = {step: step_settings(cfg, step) for step in STEP_SETTINGS}
+    for name in names:
+        changed = make_config("quick", [f"{name}={_other_value(cfg, name)}"] if name != "preset" else [])
+        if name == "preset":
+            changed.preset = "x"
+        readers = {step for step in STEP_SETTINGS if step_settings(changed, step) != base[step]}
+        assert readers or name in NOT_READ, f"{name} is read by no step: declare it in STEP_SETTINGS or NOT_READ"
+        assert not (readers and name in NOT_READ), f"{name} is declared unread but changes {readers}"
+
+
+def test_changing_a_setting_reruns_exactly_the_steps_that_read_it(scene_root, tmp_path):
+    from feat2gs.job import Job
+    from tests.conftest import tiny_config
+
+    changes: dict = {}
+
+    def run(**change):
+        changes.update(change)  # each run keeps the earlier changes: only the new one differs
+        cfg = tiny_config()
+        for name, value in changes.items():
+            section, field = name.split(".")
+            setattr(getattr(cfg, section), field, value)
+        return Job.create(scene_root, "Synthetic", "blocks", "iuvrgb", "T", cfg, tmp_path, progress=False).run_all()
+
+    run()
+    assert run(**{"eval.test_pose_lr_t": 1e-3}) == {"init": False, "train": False, "render": True, "metrics": True,
+                                                    "video": False}
+    assert run(**{"video.fps": 12}) == {"init": False, "train": False, "render": False, "metrics": False,
+                                       "video": True}
+    assert run(**{"eval.min_visible_fraction": 0.02}) == {"init": False, "train": False, "render": False,
+                                                          "metrics": True, "video": False}
+    assert run(**{"train.lambda_dssim": 0.3}) == {"init": False, "train": True, "render": True, "metrics": True,
+                                                  "video": True}
+
+
+def test_a_runs_config_yaml_reproduces_it(scene_root, tmp_path):
+    from feat2gs.cli import _config
+    from feat2gs.config import load_config
+    from feat2gs.job import Job
+    from tests.conftest import tiny_config
+
+    cfg = tiny_config(seed=3)
+    job = Job.create(scene_root, "Synthetic", "blocks", "iuvrgb", "T", cfg, tmp_path, progress=False)
+    job.train()
+    again = load_config(job.dir / "config.yaml")
+    assert again == cfg
+    assert Job.create(scene_root, "Synthetic", "blocks", "iuvrgb", "T", again, tmp_path, progress=False).train() is False
+    on_top = _config(config=job.dir / "config.yaml", set_=["train.iterations=50"])
+    assert on_top.train.iterations == 50 and on_top.train.seed == 3 and on_top.preset == cfg.preset

@@ -11,6 +11,7 @@ Dataset::
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,28 @@ def merge_split(root: str | Path, dataset: str, scene: str, train: list[str], te
         split = read_split_for_update(root)
         split.setdefault(dataset, {})[scene] = {"train": sorted(train), "test": sorted(test)}
         atomic_write_json(root / SPLIT_FILE, split)
+
+
+def job_folder(out_root: str | Path, dataset: str, scene: str, n_views: int, mode: str, method: str, feature: str,
+               preset: str) -> Path:
+    """``<out>/eval/<Dataset>/<scene>/<N>_views/feat2gs-<mode>[@<preset>]/<method>/<feature>/`` (``@<preset>`` for
+    every preset but ``protocol``, so quick runs never overwrite protocol results). The one place a job's folder is
+    made; :func:`parse_job_folder` reads it back."""
+    folder = f"feat2gs-{mode}" if preset == "protocol" else f"feat2gs-{mode}@{preset}"
+    return Path(out_root) / "eval" / dataset / scene / f"{n_views}_views" / folder / method / feature
+
+
+def parse_job_folder(parts: tuple[str, ...]) -> dict | None:
+    """The six path parts under ``<out>/eval`` of a job folder -> its identity, or None when it is not one."""
+    if len(parts) != 6:
+        return None
+    dataset, scene, views, folder, method, feature = parts
+    m_views = re.fullmatch(r"(\d+)_views", views)
+    m_folder = re.fullmatch(r"feat2gs-([^@]+)(?:@(.+))?", folder)
+    if not m_views or not m_folder:
+        return None
+    return {"dataset": dataset, "scene": scene, "n_views": int(m_views.group(1)), "mode": m_folder.group(1),
+            "preset": m_folder.group(2) or "protocol", "method": method, "feature": feature}
 
 
 def _index_images(directory: Path) -> dict[str, str]:
@@ -152,6 +175,4 @@ class SceneLayout:
         return self.views_dir / "test_view" / "sparse" / "0" / self.method_folder(method, image_size)
 
     def job_dir(self, out_root: str | Path, mode: str, method: str, feat_string: str, preset: str) -> Path:
-        """``<out>/eval/<Dataset>/<scene>/<N>_views/feat2gs-<mode>/<method>/<feat>/`` (+``@<preset>`` if not protocol)."""
-        folder = f"feat2gs-{mode}" if preset == "protocol" else f"feat2gs-{mode}@{preset}"
-        return Path(out_root) / "eval" / self.dataset / self.scene / f"{self.n_views}_views" / folder / method / feat_string
+        return job_folder(out_root, self.dataset, self.scene, self.n_views, mode, method, feat_string, preset)

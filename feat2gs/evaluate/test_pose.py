@@ -17,7 +17,7 @@ from PIL import Image
 
 from safetensors.torch import load_file
 
-from feat2gs.config import EvalConfig, InitConfig, fingerprint
+from feat2gs.config import EvalConfig, InitConfig, fingerprint, step_settings
 from feat2gs.data.colmap import read_colmap_model, write_colmap_text
 from feat2gs.data.images import check_same_size, working_size
 from feat2gs.data.layout import SceneLayout
@@ -115,10 +115,8 @@ def run_init_test_pose(layout: SceneLayout, init_cfg: InitConfig, eval_cfg: Eval
     if not layout.test_names:
         raise DatasetError(f"{layout.dataset}/{layout.scene} has no test views in dataset_split.json")
     out = layout.test_view_dir(init_cfg.method, init_cfg.image_size)
-    parts = {"method": init_cfg.method, "image_size": init_cfg.image_size,
-             "perturb": [eval_cfg.perturb_rot_deg, eval_cfg.perturb_trans], "seed": eval_cfg.seed,
-             "atol": eval_cfg.mask_depth_atol, "images": images_digest(layout.train_paths() + layout.test_paths()),
-             **({"focal": eval_cfg.test_pose_focal} if eval_cfg.test_pose_focal != "train" else {})}
+    parts = {"images": images_digest(layout.train_paths() + layout.test_paths()), "method": init_cfg.method,
+             "image_size": init_cfg.image_size, **step_settings(eval_cfg, "test_pose")}
     if init_cfg.method != "gt":
         if step1 is None or not (step1 / "manifest.json").is_file():
             raise DatasetError(f"test-pose initialisation with {init_cfg.method} needs step 1 of the scene; "

@@ -57,10 +57,12 @@ def oracle_xyz(inputs: FeatureInputs) -> torch.Tensor:
     return enc.reshape(*pts.shape[:-1], CONTROL_DIM)
 
 
-register_feature(FeatureSpec("iuv", 3, 1, "image index + pixel coordinates (baseline)", iuv, tiny=True))
-register_feature(FeatureSpec("iuvrgb", 6, 1, "iuv + RGB in [-1,1] (the published IUVRGB baseline)", iuvrgb, tiny=True))
+register_feature(FeatureSpec("iuv", 3, 1, "image index + pixel coordinates (baseline)", iuv, tiny=True,
+                             scale_regularised=True, kind="tiny"))
+register_feature(FeatureSpec("iuvrgb", 6, 1, "iuv + RGB in [-1,1] (the published IUVRGB baseline)", iuvrgb, tiny=True,
+                             scale_regularised=True, kind="tiny"))
 register_feature(FeatureSpec("noise", CONTROL_DIM, 1, "control: seeded random per-pixel features (lower bound)",
-                             noise, control=True))
+                             noise, control=True, kind="control"))
 register_feature(FeatureSpec("oracle_xyz", CONTROL_DIM, 1,
                              "control: Fourier encoding of each pixel's initial 3D point (geometry upper bound)",
-                             oracle_xyz, control=True))
+                             oracle_xyz, control=True, kind="control"))

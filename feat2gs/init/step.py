@@ -21,11 +21,12 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from feat2gs.config import InitConfig, fingerprint, parse_feature_checkpoints
+from feat2gs.config import InitConfig, fingerprint, parse_feature_checkpoints, step_settings
 from feat2gs.data.colmap import write_colmap_text
 from feat2gs.data.layout import SceneLayout
 from feat2gs.errors import DatasetError
 from feat2gs.features import FeatureInputs, compose_features, parse_feature_string, save_feature_visualisation
+from feat2gs.features.registry import feature_identity
 from feat2gs.gaussians.ply import write_points_ply
 from feat2gs.init.base import get_init
 from feat2gs.integrity import folder_outputs, folder_problem, reuse_folder
@@ -45,19 +46,12 @@ def images_digest(paths: list[Path]) -> str:
 
 def geometry_key(layout: SceneLayout, cfg: InitConfig) -> str:
     """Identifies the step-1 geometry, which every feature string of a (scene, method) shares."""
-    return fingerprint({
-        "method": cfg.method, "image_size": cfg.image_size, "images": images_digest(layout.train_paths()),
-        "checkpoint": cfg.checkpoint, "random_weights": cfg.random_weights, "align_iterations": cfg.align_iterations,
-        **({"autocast": cfg.autocast} if cfg.autocast else {}),
-        **({"mast3r_alignment": cfg.mast3r_alignment} if cfg.method == "mast3r" else {}),
-    })
+    return fingerprint({"images": images_digest(layout.train_paths()), **step_settings(cfg, "geometry")})
 
 
 def step1_key(layout: SceneLayout, cfg: InitConfig, feat_string: str) -> str:
-    return fingerprint({"geometry": geometry_key(layout, cfg), "feat_string": feat_string, "feat_dim": cfg.feat_dim,
-                        "pca": cfg.pca, "seed": cfg.seed,
-                        "feature_checkpoints": parse_feature_checkpoints(cfg.feature_checkpoints),
-                        **({"truncate_colors": True} if cfg.truncate_colors else {})})
+    return fingerprint({"geometry": geometry_key(layout, cfg), "feat_string": feat_string,
+                        "model": feature_identity(feat_string), **step_settings(cfg, "features")})
 
 
 def to_uint8(images: torch.Tensor, truncate: bool = False) -> torch.Tensor:
@@ -66,16 +60,24 @@ def to_uint8(images: torch.Tensor, truncate: bool = False) -> torch.Tensor:
     return (scaled.floor() if truncate else scaled.round()).clamp(0, 255).to(torch.uint8)
 
 
-def step1_valid(directory: Path, key: str) -> bool:
-    return folder_problem(directory, key, list(FILES)) is None
+def step1_ready(layout: SceneLayout, cfg: InitConfig, feat_string: str) -> bool:
+    """Whether step 1 of (scene, settings, feature string) is on disk, current and undamaged: the one place that
+    decides it (``run_init`` recomputes exactly when this is False)."""
+    out = layout.step1_dir(cfg.method, canonical_feature_string(feat_string), cfg.image_size)
+    return folder_problem(out, step1_key(layout, cfg, canonical_feature_string(feat_string)), list(FILES)) is None
+
+
+def canonical_feature_string(feat_string: str) -> str:
+    return "-".join(s.name for s in parse_feature_string(feat_string))
 
 
 
 
-def run_init(layout: SceneLayout, cfg: InitConfig, feat_string: str, force: bool = False) -> Path:
+def run_init(layout: SceneLayout, cfg: InitConfig, feat_string: str, force: bool = False,
+             progress: bool = False) -> Path:
     """Compute step 1 unless a valid copy exists; concurrent callers wait on a lock and reuse the result."""
     specs = parse_feature_string(feat_string)
-    feat_string = "-".join(s.name for s in specs)
+    feat_string = canonical_feature_string(feat_string)
     out = layout.step1_dir(cfg.method, feat_string, cfg.image_size)
     key = step1_key(layout, cfg, feat_string)
     with file_lock(out.parent / f".{feat_string}.lock"):
@@ -88,7 +90,7 @@ def run_init(layout: SceneLayout, cfg: InitConfig, feat_string: str, force: bool
         inputs = FeatureInputs(result.images, result.points, seed=cfg.seed, precomputed=result.precomputed,
                                checkpoints=checkpoints, random_weights=cfg.random_weights, autocast=cfg.autocast,
                                cache_dir=layout.views_dir / "feature_cache" if cfg.feature_cache else None,
-                               device=cfg.device)
+                               device=cfg.device, max_pixels=cfg.backbone_max_pixels, progress=progress)
         feats = compose_features(feat_string, inputs, cfg.feat_dim, cfg.pca)
         if not torch.isfinite(feats).all():
             raise DatasetError(f"features {feat_string!r} of {layout.scene_dir} contain NaN/inf values")

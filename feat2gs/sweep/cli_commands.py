@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from feat2gs.errors import ConfigError
+from feat2gs.ui import Quiet, Verbose, configure_logging
 
 
 def report_command(
@@ -19,15 +20,17 @@ def report_command(
         help="output root holding eval/<Dataset>/<scene>/... (or that eval folder)")],
     out: Annotated[Path, typer.Argument(help="folder for jobs.csv, tables, plots, missing.md, comparison.md")],
     published: Annotated[Optional[Path], typer.Option(
-        "--published", help="published numbers CSV (default: the repository's eval/feat2gs_published.csv)")] = None,
+        "--published", help="published numbers CSV (default: the shipped feat2gs_published.csv)")] = None,
     data_root: Annotated[Optional[Path], typer.Option(
         "--data-root", "-d", help="also expect every scene of DATA_ROOT/dataset_split.json")] = None,
     masked: Annotated[bool, typer.Option("--masked", help="tables of the *_masked metrics")] = False,
     no_plots: Annotated[bool, typer.Option("--no-plots", help="skip the PNG plots")] = False,
+    verbose: Verbose = 0, quiet: Quiet = False,
 ) -> None:
     """Tables (Markdown, LaTeX), plots, a job list and a comparison with the paper from a results tree."""
     from feat2gs.sweep.report import report
 
+    configure_logging(verbose, quiet)
     res = report(results, out, published, data_root=data_root, masked=masked, plots=not no_plots)
     typer.echo(f"{res.n_complete} complete ({res.n_degenerate} degenerate), {res.n_unfinished} unfinished, "
                f"{res.n_unreadable} unreadable, {res.n_absent} absent jobs; report in {res.out_dir / 'report.md'}")
@@ -56,12 +59,14 @@ def build_dataset_command(
     scale: Annotated[float, typer.Option("--scale", help="dtu: factor on translations and depths (mm -> m)")] = 0.001,
     no_mask_images: Annotated[bool, typer.Option("--no-mask-images", help="dtu: keep the images unmasked")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing scene folder")] = False,
+    verbose: Verbose = 0, quiet: Quiet = False,
 ) -> None:
     """Add a scene to a dataset root: from an image folder, a COLMAP/LLFF scene, a DTU scan, or images with
     known cameras and depth maps."""
     from feat2gs.data import builders
     from feat2gs.data.images import ALPHA_BACKGROUNDS
 
+    configure_logging(verbose, quiet)
     if alpha is not None and alpha not in ALPHA_BACKGROUNDS:
         raise ConfigError(f"--alpha {alpha}: expected one of {', '.join(ALPHA_BACKGROUNDS)}")
     split = dict(test_every=test_every, test_offset=test_offset, train=train_list, test=test_list, overwrite=overwrite)

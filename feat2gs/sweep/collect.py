@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from feat2gs.data.layout import parse_job_folder
 from feat2gs.errors import Feat2GSError
 
 METRIC_KEYS = ("PSNR", "SSIM", "LPIPS", "PSNR_masked", "SSIM_masked", "LPIPS_masked")
@@ -109,18 +110,6 @@ def _read_json(path: Path) -> tuple[dict | None, str]:
     return data, ""
 
 
-def _parse_path(parts: tuple[str, ...]) -> dict | None:
-    if len(parts) != 6:
-        return None
-    dataset, scene, views, folder, method, feature = parts
-    m_views = re.fullmatch(r"(\d+)_views", views)
-    m_folder = re.fullmatch(r"feat2gs-([^@]+)(?:@(.+))?", folder)
-    if not m_views or not m_folder:
-        return None
-    return {"dataset": dataset, "scene": scene, "n_views": int(m_views.group(1)), "mode": m_folder.group(1),
-            "preset": m_folder.group(2) or "protocol", "method": method, "feature": feature}
-
-
 def _num(value, kind=float):
     """A finite number or None (a NaN/inf written by an older version is not a measurement)."""
     try:
@@ -134,7 +123,7 @@ def _read_job(job_dir: Path, rel: tuple[str, ...]) -> list[JobRecord]:
     run, run_err = _read_json(job_dir / "run.json") if (job_dir / "run.json").is_file() else (None, "")
     results, res_err = (_read_json(job_dir / "results.json") if (job_dir / "results.json").is_file()
                         else (None, ""))
-    ident = _parse_path(rel) or {}
+    ident = parse_job_folder(rel) or {}
     if run:
         for key in ("dataset", "scene", "n_views", "mode", "method", "feature", "preset"):
             if run.get(key) is not None:

@@ -175,7 +175,12 @@ def sweep_config_from_dict(data: Any, source: str = "<dict>") -> SweepConfig:
 
 
 def load_sweep_config(path: str | Path) -> SweepConfig:
+    """A sweep YAML file, or a shipped example by name (``example``, ``feat2gs_benchmark``)."""
+    from feat2gs.resources import resource_path, shipped_sweeps
+
     path = Path(path)
+    if not path.is_file() and str(path) in shipped_sweeps():
+        path = resource_path(f"sweeps/{path}.yaml")
     if not path.is_file():
-        raise ConfigError(f"sweep config {path} not found")
+        raise ConfigError(f"sweep config {path} not found (shipped examples: {', '.join(shipped_sweeps())})")
     return sweep_config_from_dict(load_yaml(path), str(path))

@@ -48,14 +48,13 @@ def _set_threads(threads: int | None) -> None:
 def run_init_unit(spec: InitSpec, device: str | None = None, threads: int | None = None) -> dict:
     """Step 1 of one (scene, method, feature string); a no-op when a valid copy exists."""
     from feat2gs.data.layout import SceneLayout
-    from feat2gs.init.step import run_init, step1_key, step1_valid
+    from feat2gs.init.step import run_init, step1_ready
 
     _set_threads(threads)
     t0 = time.perf_counter()
     cfg = spec.config(device)
     layout = SceneLayout.open(spec.data_root, spec.dataset, spec.scene)
-    out = layout.step1_dir(cfg.init.method, spec.feature, cfg.init.image_size)
-    before = step1_valid(out, step1_key(layout, cfg.init, spec.feature))
+    before = step1_ready(layout, cfg.init, spec.feature)
     out = run_init(layout, cfg.init, spec.feature)
     return {"name": spec.name, "kind": "init", "ok": True, "ran": {"init": not before}, "dir": str(out),
             "seconds": round(time.perf_counter() - t0, 2), "host": socket.gethostname()}

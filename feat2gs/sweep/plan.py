@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from feat2gs.config import ExperimentConfig, make_config
-from feat2gs.data.layout import SceneLayout, load_split
+from feat2gs.data.layout import SceneLayout, job_folder, load_split
 from feat2gs.errors import ConfigError, DatasetError, Feat2GSError
 from feat2gs.sweep.config import ALL, SweepConfig
 
@@ -68,9 +68,8 @@ class JobSpec:
 
     @property
     def job_dir(self) -> Path:
-        folder = f"feat2gs-{self.mode}" if self.preset == "protocol" else f"feat2gs-{self.mode}@{self.preset}"
-        return (Path(self.output_root) / "eval" / self.dataset / self.scene / f"{self.n_views}_views" / folder
-                / self.method / self.feature)
+        return job_folder(self.output_root, self.dataset, self.scene, self.n_views, self.mode, self.method,
+                          self.feature, self.preset)
 
 
 def _scenes(cfg: SweepConfig, split: dict, errors: list[Feat2GSError]) -> list[tuple[str, str]]:

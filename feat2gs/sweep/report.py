@@ -32,6 +32,7 @@ import numpy as np
 
 from feat2gs.errors import Feat2GSError
 from feat2gs.io import atomic_save, atomic_write_text, ensure_writable_dir
+from feat2gs.resources import resource_path
 from feat2gs.sweep.collect import (
     METRIC_KEYS,
     STATUS_DEGENERATE,
@@ -49,7 +50,7 @@ from feat2gs.sweep.collect import (
 from feat2gs.sweep.tables import HIGHER_IS_BETTER, METRICS, Cell, Table, base_metric, format_value
 
 ALL_SCENES = "All"
-DEFAULT_PUBLISHED = Path(__file__).resolve().parents[2] / "eval" / "feat2gs_published.csv"
+DEFAULT_PUBLISHED = resource_path("feat2gs_published.csv")
 # our dataset folder names -> the published table's dataset names (case-insensitive)
 DATASET_ALIASES = {"llff": "LLFF", "dl3dv": "DL3DV", "casual": "Casual", "mipnerf360": "MipNeRF360",
                    "mipnerf_360": "MipNeRF360", "mip360": "MipNeRF360", "mvimgnet": "MVImgNet", "tanks": "Tanks",
@@ -260,7 +261,7 @@ def _plots(table: Table, directory: Path) -> list[Path]:
 
 # comparison with the paper ----------------------------------------------------------------------------------
 def load_published(path: str | Path) -> dict[tuple[str, str, str, str], tuple[float, str]]:
-    """(dataset or "All", display name, mode, metric) -> (value, table) from ``eval/feat2gs_published.csv``."""
+    """(dataset or "All", display name, mode, metric) -> (value, table) from the published-numbers CSV."""
     path = Path(path)
     try:
         rows = list(csv.DictReader(path.open(newline="")))
@@ -349,8 +350,8 @@ def report(results_root: str | Path, out_dir: str | Path, published_csv: str | P
            data_root: str | Path | None = None, masked: bool = False, plots: bool = True) -> ReportResult:
     """Write the benchmark report of ``<results_root>/eval`` into ``out_dir``.
 
-    ``published_csv``: the published numbers to compare with (default: the repository's
-    ``eval/feat2gs_published.csv`` when present). ``data_root``: also expect every scene of its
+    ``published_csv``: the published numbers to compare with (default: the shipped ``feat2gs_published.csv``,
+    see ``feat2gs/resources/README.md``). ``data_root``: also expect every scene of its
     ``dataset_split.json`` (for the datasets that were run). ``masked``: tables of the ``*_masked`` metrics
     instead of the paper's.
     """

@@ -15,18 +15,23 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+
+from feat2gs.ui import Quiet, Verbose, configure_logging
 from rich.table import Table
 
-ConfigPath = Annotated[Path, typer.Argument(help="sweep config YAML (see configs/sweep/example.yaml)")]
+ConfigPath = Annotated[Path, typer.Argument(
+    help="sweep config YAML, or the name of a shipped one (example, feat2gs_benchmark)")]
 
 
 def sweep_plan_command(
     config: ConfigPath,
     units: Annotated[bool, typer.Option("--units/--no-units", help="also list the step-1 units")] = True,
+    verbose: Verbose = 0, quiet: Quiet = False,
 ) -> None:
     """Validate a sweep config and print its job matrix with the status of each job."""
+    configure_logging(verbose, quiet)
     from feat2gs.data.layout import SceneLayout
-    from feat2gs.init.step import step1_key, step1_valid
+    from feat2gs.init.step import step1_ready
     from feat2gs.sweep.config import load_sweep_config
     from feat2gs.sweep.plan import init_units, job_status, plan
 
@@ -50,8 +55,7 @@ def sweep_plan_command(
     for i, unit in enumerate(step1, 1):
         init_cfg = unit.config().init
         layout = SceneLayout.open(unit.data_root, unit.dataset, unit.scene)
-        valid = step1_valid(layout.step1_dir(init_cfg.method, unit.feature, init_cfg.image_size),
-                            step1_key(layout, init_cfg, unit.feature))
+        valid = step1_ready(layout, init_cfg, unit.feature)
         n_valid += valid
         if units:
             utable.add_row(str(i), unit.dataset, unit.scene, unit.method, unit.feature,
@@ -70,8 +74,10 @@ def sweep_run_command(
         "--gpus", help="local: GPU ids, e.g. 0,1 (default: all visible; 'none' = CPU slots)")] = None,
     retries: Annotated[Optional[int], typer.Option("--retries", help="reruns of a failed job (default: config's)")] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", help="local: torch threads per job")] = None,
+    verbose: Verbose = 0, quiet: Quiet = False,
 ) -> None:
     """Run every job of a sweep config: step 1 per (scene, method, feature) first, then the modes."""
+    configure_logging(verbose, quiet)
     from feat2gs.errors import ConfigError
     from feat2gs.sweep.config import load_sweep_config
     from feat2gs.sweep.plan import job_status, plan

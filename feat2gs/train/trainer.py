@@ -20,8 +20,6 @@ from feat2gs.train.losses import photometric_loss
 from feat2gs.train.schedules import exp_lr
 from feat2gs.train.views import View, scene_extent
 
-SCALE_REGULARISED = {"iuv", "iuvrgb"}
-
 
 @dataclass
 class TrainResult:
@@ -90,11 +88,12 @@ def _optimizer(readout: FeatureReadout, poses: torch.Tensor) -> torch.optim.Adam
 
 def train_readout(
     points: torch.Tensor, colors: torch.Tensor, features: torch.Tensor, views: list[View], mode: ProbeMode,
-    feat_string: str, cfg: TrainConfig, device: torch.device, backend: str = "auto", progress: bool = True,
+    scale_regularised: bool, cfg: TrainConfig, device: torch.device, backend: str = "auto", progress: bool = True,
 ) -> TrainResult:
     """Train the readout for ``mode`` on ``views`` (training cameras sorted by name).
 
-    points [M, 3], colors [M, 3] in [0, 1], features [M, C] — one row per Gaussian.
+    points [M, 3], colors [M, 3] in [0, 1], features [M, C] — one row per Gaussian. ``scale_regularised``: add
+    ``scale_reg_weight`` · L1(log-scale − initial) (the feature is a tiny one such as iuv/iuvrgb).
     """
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
@@ -108,7 +107,7 @@ def train_readout(
     render_lrs = _render_lrs(cfg, scene_extent([v.camera for v in views]))
     bg = (1.0, 1.0, 1.0) if cfg.white_background else (0.0, 0.0, 0.0)
     settings = RenderSettings(sh_degree=cfg.sh_degree, background=bg)
-    scale_reg = cfg.scale_reg_weight if feat_string in SCALE_REGULARISED else 0.0
+    scale_reg = cfg.scale_reg_weight if scale_regularised else 0.0
 
     history: list[dict[str, float]] = []
     order: list[int] = []

@@ -1,25 +1,26 @@
-"""Backbone zoo: configs, random-weight builds of every implemented backbone, grid mapping, weight lookup errors.
+"""Backbone zoo: configs, random-weight builds of every registered backbone, grid mapping, weight lookup errors.
 
 No test downloads anything: networks are built with random weights, and the weight lookup runs against empty
 cache directories with sockets disabled.
 """
 
 
+import dataclasses
+
 import pytest
 import torch
-import yaml
 
 from feat2gs.errors import ConfigError
-from feat2gs.features import FeatureInputs, compose_features
+from feat2gs.features import FeatureInputs, compose_features, get_feature, list_features
 from feat2gs.features import backbones as bb
+from feat2gs.features.backbones.config import _BACKBONES, problems
 from tests.features.conftest import assert_random_weight_grids, backbone_inputs
-from feat2gs.features.backbones.config import parse_backbone_config
 
 ISSUE_NAMES = {"dino_b16", "dinov2_b14", "dinov2_b14_reg", "dinov2_l14", "clip_b16", "clip_b16_laion", "clip_l14",
                "sam_base", "sam_large", "mae_b16", "mae_l16", "midas_l16", "radio", "dift", "siglip_b16",
                "siglip_l16", "deit3_b16", "convnext_in22k", "vggt_e", "vggt_d"}
 ZOO_TESTED_ELSEWHERE = {"dift", "dift_pm1", "radio", "vggt_e", "vggt_d"}  # tests/features/test_backbones_zoo.py
-IMPLEMENTED = sorted(c.name for c in bb.list_backbone_configs() if c.implemented and c.name not in ZOO_TESTED_ELSEWHERE)
+IMPLEMENTED = sorted(c.name for c in bb.list_backbone_configs() if c.name not in ZOO_TESTED_ELSEWHERE)
 LARGE = {"dinov2_l14", "clip_l14", "siglip_l16", "mae_l16", "sam_large", "midas_l16"}
 PROTOCOL_CHANNELS = {"dino_b16": 768, "dinov2_b14": 768, "dinov2_b14_reg": 768, "dinov2_l14": 1024, "clip_b16": 512,
                      "clip_b16_laion": 512, "clip_l14": 768, "siglip_b16": 768, "siglip_l16": 1024, "deit3_b16": 768,
@@ -34,51 +35,49 @@ def test_all_configs_validate_and_cover_the_issue():
     assert ISSUE_NAMES <= set(cfgs)
     for name, cfg in cfgs.items():
         assert cfg.channels == PROTOCOL_CHANNELS[name], name
-        assert cfg.layer and cfg.notes and cfg.weights.get("protocol_source"), name
-        assert cfg.implemented and (cfg.hf_hub_id or cfg.url), name
+        assert cfg.layer and cfg.notes and cfg.protocol_source, name
+        assert cfg.hf_hub_id or cfg.url, name
         assert cfg.library in {"timm", "open_clip", "transformers", "segment_anything", "diffusers", "feat2gs",
                                "torch_hub"}, name
     assert cfgs["midas_l16"].mean == (0.5, 0.5, 0.5) and cfgs["dino_b16"].std == (0.229, 0.224, 0.225)
     assert cfgs["dinov2_b14"].stride == 14 and cfgs["clip_l14"].stride == 14 and cfgs["convnext_in22k"].stride == 16
 
 
-def test_config_validation_errors(tmp_path):
-    good = yaml.safe_load((bb.config_dir() / "dino_b16.yaml").read_text())
-    path = tmp_path / "dino_b16.yaml"
-    parse_backbone_config(good, path)
-    for change, message in [({"channels": "768"}, "'channels' must be an integer"),
-                            ({"normalisation": "imagenett"}, "'normalisation' must be one of"),
-                            ({"padding": "reflect"}, "'padding' must be one of"),
-                            ({"library": "torchhub"}, "implemented backbones must use one of"),
-                            ({"stride": 8}, "'stride' must equal 'patch'"),
-                            ({"name": "dino_b8"}, "differs from the file name")]:
+def test_config_rules_are_checked_at_registration():
+    good = bb.load_backbone_config("dino_b16")
+    assert problems(good) == []
+    for change, message in [({"family": "vit_tokenz"}, "unknown family 'vit_tokenz'"),
+                            ({"padding": "reflect"}, "padding must be one of"),
+                            ({"stride": 8}, "stride must equal patch"),
+                            ({"block": None}, "needs a block index"),
+                            ({"hf_hub_id": None, "url": None}, "need an hf_hub_id or a url"),
+                            ({"name": "dino-b8"}, "without '-' or ':'"),
+                            ({"padding": "crop518"}, "crop518"),
+                            ({"family": "clip_projected", "pretrained_tag": None}, "need pretrained_tag")]:
         with pytest.raises(ConfigError, match=message):
-            parse_backbone_config({**good, **change}, path)
-    with pytest.raises(ConfigError, match="missing field"):
-        parse_backbone_config({k: v for k, v in good.items() if k != "layer"}, path)
+            bb.register_backbone(dataclasses.replace(good, **change))
+    with pytest.raises(ConfigError, match="normalisation must be one of"):
+        dataclasses.replace(good, normalisation="imagenett")
     with pytest.raises(ConfigError, match="unknown backbone 'dinoo'"):
         bb.load_backbone_config("dinoo")
 
 
-def test_registration_and_unimplemented_backbones_are_never_substituted(offline_empty_caches):
-    from feat2gs.features import registry
+def test_a_new_backbone_is_one_registration(offline_empty_caches):
+    """Registering a config of an existing family makes a feature of that name, listed and runnable."""
+    cfg = dataclasses.replace(bb.load_backbone_config("dino_b16"), name="my_dino", notes="registered by a test")
+    try:
+        bb.register_backbone(cfg)
+        assert bb.register_backbone(cfg) is cfg  # the same config again is harmless
+        with pytest.raises(ValueError, match="registered twice"):
+            bb.register_backbone(dataclasses.replace(cfg, channels=384))
+        spec = get_feature("my_dino")
+        assert (spec.channels, spec.stride, spec.needs_weights, spec.kind) == (768, 16, True, "zoo")
+        assert "my_dino" in {s.name for s in list_features()}
+        feats = spec.extract(dataclasses.replace(backbone_inputs(32, 48), random_weights=True))
+        assert feats.shape == (2, 2, 3, 768)
+    finally:
+        _BACKBONES.pop("my_dino", None)
 
-    bb.register_backbones()
-    assert bb.register_backbones() == []  # idempotent
-    spec = registry._REGISTRY["dinov2_b14"]
-    assert (spec.channels, spec.stride, spec.needs_weights) == (768, 14, True)
-    assert spec.cache_identity is not None
-    # a config written before its loader exists is listed but raises when used; nothing stands in for it
-    data = yaml.safe_load((bb.config_dir() / "dino_b16.yaml").read_text())
-    data.update(name="zero123", implemented=False, requires="Zero123 code and 105000.ckpt")
-    path = offline_empty_caches / "zero123.yaml"
-    path.write_text(yaml.safe_dump(data))
-    cfg = bb.load_backbone_config("zero123", offline_empty_caches)
-    with pytest.raises(bb.BackboneNotImplementedError, match="backbone 'zero123' is not implemented yet \\(needs Zero123"):
-        bb.load_backbone(cfg, random_weights=True)
-
-
-# ---------------------------------------------------------------------------------------------- grid mapping
 
 def test_grid_mapping_with_asymmetric_padding():
     """A grid whose values are its cells' padded-frame pixel centres must come back as real-pixel centres + pad."""
@@ -117,7 +116,7 @@ def test_backbone_random_weights(name, offline_empty_caches):
     sizes = [(48, 64), (64, 48)] + ([(45, 60)] if cfg.patch == 14 else [])  # 45x60: asymmetric centre padding
     loaded = assert_random_weight_grids(name, sizes)
     m = loaded.module
-    if cfg.output == "vit_tokens":  # last block output, no final norm, prefix tokens dropped
+    if cfg.family == "vit_tokens":  # last block output, no final norm, prefix tokens dropped
         x = torch.randn(1, 3, 4 * cfg.patch, 5 * cfg.patch)
         with torch.no_grad():
             t = m.norm_pre(m._pos_embed(m.patch_embed(x)))
@@ -162,7 +161,7 @@ def test_missing_weights_raise_before_building(offline_empty_caches, monkeypatch
         assert isinstance(info.value, ConfigError)
         assert f"no pretrained weights for backbone '{name}'" in msg
         assert f"huggingface-cli download {ident}" in msg and str(offline_empty_caches) in msg
-        assert bb.backbone_status(name)[:2] == (True, False)
+        assert bb.backbone_status(name)[0] is False
     with pytest.raises(bb.BackboneWeightsError, match="does not exist"):
         bb.extract_backbone("dino_b16", FeatureInputs(torch.rand(1, 32, 32, 3), torch.zeros(1, 32, 32, 3),
                                                       checkpoints={"dino_b16": str(offline_empty_caches / "x.pth")}))
@@ -183,7 +182,7 @@ def test_local_weight_files_load(offline_empty_caches, monkeypatch):
     ckdir.mkdir()
     torch.save(sd, ckdir / "dino_vitbase16_pretrain.pth")
     monkeypatch.setenv("FEAT2GS_CHECKPOINTS", str(ckdir))
-    assert bb.backbone_status("dino_b16") == (True, True, [str(ckdir / "dino_vitbase16_pretrain.pth")])
+    assert bb.backbone_status("dino_b16") == (True, [str(ckdir / "dino_vitbase16_pretrain.pth")])
     pretrained = FeatureInputs(inputs.images, inputs.points)
     assert torch.allclose(bb.extract_backbone("dino_b16", pretrained, device="cpu"), ref, atol=1e-5)
     assert not bb.load_backbone("dino_b16", device="cpu").random_weights
@@ -196,7 +195,7 @@ def test_local_weight_files_load(offline_empty_caches, monkeypatch):
     (snap / "refs" / "main").write_text("abc")
     save_file({f"visual.{k}": v.contiguous() for k, v in visual.items()},
               str(snap / "snapshots" / "abc" / "open_clip_model.safetensors"))
-    assert bb.backbone_status("clip_b16_laion")[:2] == (True, True)
+    assert bb.backbone_status("clip_b16_laion")[0] is True
     got = bb.extract_backbone("clip_b16_laion", FeatureInputs(inputs.images, inputs.points), device="cpu")
     assert torch.allclose(got, ref, atol=1e-5)
     # a file for another architecture is a clear error
@@ -207,7 +206,6 @@ def test_local_weight_files_load(offline_empty_caches, monkeypatch):
 
 
 def test_compose_with_a_backbone(offline_empty_caches):
-    bb.register_backbones()
     out = compose_features("dino_b16-iuvrgb", backbone_inputs(48, 64), 8)
     assert out.shape == (2, 48, 64, 8)
     bb.clear_model_cache()

@@ -46,8 +46,7 @@ def test_new_configs():
             "sam_large": ("segment_anything", 23, 1024, "imagenet"), "midas_l16": ("timm", 23, 1024, "pm1")}
     for name, (library, block, channels, norm) in want.items():
         cfg = bb.load_backbone_config(name)
-        assert cfg.implemented and (cfg.library, cfg.block, cfg.channels, cfg.normalisation) == (library, block,
-                                                                                                  channels, norm)
+        assert (cfg.library, cfg.block, cfg.channels, cfg.normalisation) == (library, block, channels, norm)
         assert cfg.patch == cfg.stride == 16 and cfg.weight_files
     assert bb.load_backbone_config("midas_l16").mean == (0.5, 0.5, 0.5)
     assert bb.load_backbone_config("midas_l16").checkpoint_prefix == "pretrained.model."
@@ -184,7 +183,7 @@ def test_mae_official_checkpoint_loads_from_the_hf_cache(offline_empty_caches, m
     (snap / "refs").mkdir()
     (snap / "refs" / "main").write_text("abc")
     save_file(official, str(snap / "snapshots" / "abc" / "model.safetensors"))
-    assert bb.backbone_status("mae_b16")[:2] == (True, True)
+    assert bb.backbone_status("mae_b16")[0] is True
     pre = bb.load_backbone(cfg, device="cpu")
     assert not pre.random_weights and pre.module.feat2gs_pos_layout == "xy"
     assert torch.allclose(bb.run_backbone(pre, inputs.images), ref, atol=1e-5)
@@ -221,7 +220,7 @@ def test_sam_official_checkpoint_loads(offline_empty_caches, monkeypatch):
     ckdir = offline_empty_caches / "torch_home" / "hub" / "checkpoints"
     ckdir.mkdir(parents=True)
     torch.save(full, ckdir / "sam_vit_b_01ec64.pth")
-    assert bb.backbone_status("sam_base") == (True, True, [str(ckdir / "sam_vit_b_01ec64.pth")])
+    assert bb.backbone_status("sam_base") == (True, [str(ckdir / "sam_vit_b_01ec64.pth")])
     pre = bb.load_backbone(cfg, device="cpu")
     assert not pre.random_weights
     x = torch.randn(1, 3, 48, 80)
@@ -247,7 +246,7 @@ def test_midas_checkpoint_key_mapping(offline_empty_caches, monkeypatch):
     ckdir = offline_empty_caches / "torch_home" / "hub" / "checkpoints"
     ckdir.mkdir(parents=True)
     torch.save(sd, ckdir / "dpt_large_384.pt")
-    assert bb.backbone_status("midas_l16") == (True, True, [str(ckdir / "dpt_large_384.pt")])
+    assert bb.backbone_status("midas_l16") == (True, [str(ckdir / "dpt_large_384.pt")])
     pre = bb.load_backbone(cfg, device="cpu")
     assert not pre.random_weights
     assert torch.allclose(bb.run_backbone(pre, inputs.images), ref, atol=1e-5)

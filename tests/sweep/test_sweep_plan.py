@@ -14,7 +14,6 @@ from feat2gs.sweep.config import load_sweep_config, sweep_config_from_dict
 from feat2gs.sweep.plan import init_units, job_status, plan
 from feat2gs.sweep.sweep_commands import sweep_app
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _cfg(data_root: Path, out: Path, **kw) -> dict:
@@ -24,9 +23,9 @@ def _cfg(data_root: Path, out: Path, **kw) -> dict:
 
 
 def test_shipped_configs_load():
-    ex = load_sweep_config(REPO / "configs/sweep/example.yaml")
+    ex = load_sweep_config("example")  # shipped configs are found by name
     assert ex.method == "gt" and ex.modes == ["G", "T"] and ex.datasets == {"Synthetic": "all"}
-    bench = load_sweep_config(REPO / "configs/sweep/feat2gs_benchmark.yaml")
+    bench = load_sweep_config("feat2gs_benchmark")
     assert len(bench.datasets) == 6 and all(len(s) == 5 for s in bench.datasets.values())
     assert len(bench.features) == 13 and len(set(bench.features)) == 13
     assert bench.modes == ["G", "T", "A"] and bench.method == "dust3r" and bench.preset == "protocol"

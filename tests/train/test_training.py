@@ -39,7 +39,7 @@ def _train(training_data, mode="G", **overrides):
     cfg, data, views = training_data
     for key, value in overrides.items():
         setattr(cfg.train, key, value)
-    return train_readout(data["points"], data["colors"], data["features"], views, get_mode(mode), "oracle_xyz",
+    return train_readout(data["points"], data["colors"], data["features"], views, get_mode(mode), False,
                          cfg.train, torch.device("cpu"), progress=False)
 
 
@@ -71,5 +71,5 @@ def test_nan_loss_stops_with_iteration(training_data):
     feats[0, 0] = float("nan")
     cfg.train.iterations, cfg.train.warm_iterations = 10, 5
     with pytest.raises(TrainingDivergedError, match="at iteration 1 "):
-        train_readout(data["points"], data["colors"], feats, views, get_mode("G"), "oracle_xyz", cfg.train,
+        train_readout(data["points"], data["colors"], feats, views, get_mode("G"), False, cfg.train,
                       torch.device("cpu"), progress=False)

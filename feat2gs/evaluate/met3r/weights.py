@@ -108,10 +108,10 @@ def dino_s16_config():
 
     base = load_backbone_config("dino_b16")
     return dataclasses.replace(
-        base, name="dino_s16", arch="vit_small_patch16_224.dino", channels=VIT_S16["embed_dim"], path=None,
-        weights={"hf_hub_id": "timm/vit_small_patch16_224.dino", "files": ["model.safetensors", "pytorch_model.bin"],
-                 "url": "https://dl.fbaipublicfiles.com/dino/dino_deitsmall16_pretrain/dino_deitsmall16_pretrain.pth",
-                 "protocol_source": "torch.hub.load('facebookresearch/dino:main', 'dino_vits16')"},
+        base, name="dino_s16", arch="vit_small_patch16_224.dino", channels=VIT_S16["embed_dim"],
+        hf_hub_id="timm/vit_small_patch16_224.dino", weight_files=("model.safetensors", "pytorch_model.bin"),
+        url="https://dl.fbaipublicfiles.com/dino/dino_deitsmall16_pretrain/dino_deitsmall16_pretrain.pth",
+        protocol_source="torch.hub.load('facebookresearch/dino:main', 'dino_vits16')",
         layer="last block, final LayerNorm, patch tokens (FeatUp dino16)", block=11)
 
 
@@ -187,7 +187,7 @@ def _load_into(module: torch.nn.Module, sd: dict[str, torch.Tensor], what: str, 
 
 def _vit_from_zoo(source: str | os.PathLike | None) -> tuple[torch.nn.Module, str]:
     """DINO ViT-S/16 through the backbone zoo's lookup and timm loader (original DINO or timm files)."""
-    from feat2gs.features.backbones.models import _build_timm
+    from feat2gs.features.backbones.timm_models import _build_timm
     from feat2gs.features.backbones.weights import BackboneWeightsError, resolve_weights
 
     cfg = dino_s16_config()

@@ -1,192 +1,173 @@
-"""Backbone configs: ``configs/backbone/<name>.yaml`` read with ``yaml.safe_load`` and validated.
+"""What a backbone is, in one place: :class:`BackboneConfig` (weights, layer tapped, grid, normalisation) and the
+:class:`Family` that builds and taps it; both registered once, like timm's ``@register_model``.
 
-Fields (see any shipped YAML):
-  name, implemented (bool), library (timm | open_clip | ...), requires (pip package, unimplemented ones),
-  arch (library model id, with the weights tag for timm), pretrained_tag / quick_gelu (open_clip),
-  weights {hf_hub_id, files, url, protocol_source}, layer (text), block (index or null), output (how the grid
-  is produced: vit_tokens | clip_projected | convnext_last_stage | mae_hidden_states | sam_encoder_blocks |
-  dift_up_block | vggt_patch_embed | vggt_aggregator | radio_features), patch (network stride in pixels),
-  stride (pixels per returned cell), channels, normalisation (imagenet | pm1 | unit | {mean, std}),
-  padding (center | none | crop518), notes.
-  Optional: checkpoint_prefix (timm: the checkpoint's keys under this prefix are the timm model's, e.g. MiDaS
-  ``pretrained.model.``). Outputs mae_hidden_states (transformers) / sam_encoder_blocks (segment_anything) /
-  dift_up_block (diffusers) take ``block`` as hidden_states index / image-encoder block index / UNet up-block index.
-  Library ``feat2gs``: our own implementation (VGGT); ``torch_hub``: the model's official code from the torch.hub
-  cache (RADIO).
+A built-in backbone is one :func:`register_backbone` call in :mod:`.zoo`; a new kind of network adds one
+:func:`register_family` next to its loader (see :mod:`.timm_models`, :mod:`.clip`, :mod:`.extra`, :mod:`.dift`,
+:mod:`.vggt`, :mod:`.radio`). A pip-installed package adds backbones through the ``feat2gs.backbones`` entry-point
+group (see :mod:`feat2gs.features.custom`).
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from feat2gs.config import load_yaml
-
 from feat2gs.errors import ConfigError
 
-CONFIG_ENV = "FEAT2GS_BACKBONE_CONFIGS"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 NORMALISATIONS = {"imagenet": (IMAGENET_MEAN, IMAGENET_STD), "pm1": ((0.5,) * 3, (0.5,) * 3),
                   "unit": ((0.0,) * 3, (1.0,) * 3)}
-OUTPUTS = {"vit_tokens", "clip_projected", "convnext_last_stage", "mae_hidden_states", "sam_encoder_blocks",
-           "dift_up_block", "vggt_patch_embed", "vggt_aggregator", "radio_features"}
-PADDINGS = {"center", "none", "crop518"}
-IMPLEMENTED_LIBRARIES = {"timm", "open_clip", "transformers", "segment_anything", "diffusers", "feat2gs", "torch_hub"}
-_OUTPUT_LIBRARY = {"mae_hidden_states": "transformers", "sam_encoder_blocks": "segment_anything",
-                   "dift_up_block": "diffusers", "vggt_patch_embed": "feat2gs", "vggt_aggregator": "feat2gs",
-                   "radio_features": "torch_hub"}
-_NEEDS_BLOCK = {"mae_hidden_states", "sam_encoder_blocks", "dift_up_block"}
-_VGGT_OUTPUTS = {"vggt_patch_embed", "vggt_aggregator"}  # the only outputs with VGGT's own crop518 preprocessing
-_REQUIRED = ("name", "implemented", "library", "weights", "layer", "patch", "stride", "channels", "normalisation",
-             "padding", "notes")
+PADDINGS = ("center", "none", "crop518")
+
+Build = Callable[["BackboneConfig", "Path | None"], Any]  # (config, weights file or None for random) -> nn.Module
+Grid = Callable[[Any, Any, "BackboneConfig", int, int], Any]  # (module, padded batch, config, first, seed) -> grid
+
+
+def _no_parts(cfg: "BackboneConfig", weights: Path) -> list[str]:
+    return []
+
+
+@dataclass(frozen=True)
+class Family:
+    """How one kind of network is built and its grid tapped.
+
+    ``grid(module, x, cfg, first, seed)``: a normalised, centre-padded batch [n, 3, Hp, Wp] -> [n, C, Hp/p, Wp/p]
+    (``first``/``seed``: DIFT's per-image noise). ``whole_set(module, x, cfg)`` instead sees every view at once
+    (VGGT) and returns the grid on the image's cells. ``missing_parts(cfg, weights)``: what else a found weights
+    file needs (a code checkout, other model components). ``check(cfg)``: the family's own rules (a problem or None).
+    """
+
+    name: str
+    library: str  # the pip package that provides the architecture
+    build: Build
+    grid: Grid | None = None
+    whole_set: Callable[[Any, Any, "BackboneConfig"], Any] | None = None
+    missing_parts: Callable[["BackboneConfig", Path], list[str]] = _no_parts
+    needs_block: bool = False
+    check: Callable[["BackboneConfig"], str | None] | None = None
 
 
 @dataclass(frozen=True)
 class BackboneConfig:
+    """One backbone of the zoo. ``patch`` is the network stride, ``stride`` the pixels per returned cell."""
+
     name: str
-    implemented: bool
-    library: str
-    arch: str | None
-    weights: dict[str, Any]
-    layer: str
-    block: int | None
-    output: str | None
+    family: str  # a registered Family
+    arch: str  # the library's model id
+    layer: str  # what is taken, in words
     patch: int
     stride: int
     channels: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    normalisation: str
-    padding: str
-    notes: str
-    requires: str | None = None
-    pretrained_tag: str | None = None
-    quick_gelu: bool = False
-    checkpoint_prefix: str | None = None
-    path: Path | None = field(default=None, compare=False)
+    hf_hub_id: str | None = None
+    weight_files: tuple[str, ...] = ()  # files to look for in the Hugging Face cache / a weights folder
+    url: str | None = None
+    protocol_source: str = ""  # how the reference loads it
+    block: int | None = None  # block / hidden-state / up-block index, for families that need one
+    normalisation: str = "imagenet"  # imagenet | pm1 | unit
+    padding: str = "center"  # center | none | crop518 (VGGT's own preprocessing)
+    notes: str = ""
+    pretrained_tag: str | None = None  # open_clip
+    quick_gelu: bool = False  # open_clip
+    checkpoint_prefix: str | None = None  # timm: the checkpoint's keys under this prefix (MiDaS)
+    mean: tuple[float, float, float] = field(init=False)
+    std: tuple[float, float, float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.normalisation not in NORMALISATIONS:
+            raise ConfigError(f"backbone {self.name!r}: normalisation must be one of {', '.join(NORMALISATIONS)}, "
+                              f"got {self.normalisation!r}")
+        mean, std = NORMALISATIONS[self.normalisation]
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "std", std)
+        object.__setattr__(self, "weight_files", tuple(self.weight_files))
 
     @property
-    def hf_hub_id(self) -> str | None:
-        return self.weights.get("hf_hub_id")
+    def library(self) -> str:
+        return get_family(self.family).library
 
     @property
-    def weight_files(self) -> list[str]:
-        return list(self.weights.get("files") or [])
-
-    @property
-    def url(self) -> str | None:
-        return self.weights.get("url")
+    def output(self) -> str:
+        return self.family
 
 
-def config_dir() -> Path:
-    """``$FEAT2GS_BACKBONE_CONFIGS`` or the repository's ``configs/backbone``."""
-    env = os.environ.get(CONFIG_ENV)
-    if env:
-        return Path(env).expanduser()
-    return Path(__file__).resolve().parents[3] / "configs" / "backbone"
+_FAMILIES: dict[str, Family] = {}
+_BACKBONES: dict[str, BackboneConfig] = {}
 
 
-def _err(path: Path, msg: str) -> ConfigError:
-    return ConfigError(f"backbone config {path}: {msg}")
+def register_family(family: Family) -> Family:
+    if family.name in _FAMILIES and _FAMILIES[family.name] is not family:
+        raise ValueError(f"backbone family {family.name!r} registered twice")
+    _FAMILIES[family.name] = family
+    return family
 
 
-def _int(data: dict, key: str, path: Path, allow_none: bool = False) -> int | None:
-    value = data.get(key)
-    if value is None and allow_none:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise _err(path, f"'{key}' must be an integer, got {value!r}")
-    return value
+def get_family(name: str) -> Family:
+    _ensure_zoo()
+    if name not in _FAMILIES:
+        raise ConfigError(f"unknown backbone family {name!r}; known: {', '.join(sorted(_FAMILIES))}")
+    return _FAMILIES[name]
 
 
-def parse_backbone_config(data: Any, path: Path) -> BackboneConfig:
-    """Validate the mapping read from ``path``; raise ConfigError naming the file and field at fault."""
-    if not isinstance(data, dict):
-        raise _err(path, "must be a YAML mapping")
-    missing = [k for k in _REQUIRED if k not in data]
-    if missing:
-        raise _err(path, f"missing field(s) {', '.join(missing)}")
-    name = data["name"]
-    if not isinstance(name, str) or not name or "-" in name:
-        raise _err(path, f"'name' must be a non-empty string without '-', got {name!r}")
-    if name != path.stem:
-        raise _err(path, f"'name' {name!r} differs from the file name {path.stem!r}")
-    if not isinstance(data["implemented"], bool):
-        raise _err(path, "'implemented' must be true or false")
-    weights = data["weights"]
-    if not isinstance(weights, dict):
-        raise _err(path, "'weights' must be a mapping (hf_hub_id, files, url, protocol_source)")
-    if not isinstance(weights.get("files") or [], list):
-        raise _err(path, "'weights.files' must be a list of file names")
-    patch, stride, channels = _int(data, "patch", path), _int(data, "stride", path), _int(data, "channels", path)
-    if patch <= 0 or stride <= 0 or channels <= 0:
-        raise _err(path, "'patch', 'stride' and 'channels' must be positive")
-    block = _int(data, "block", path, allow_none=True)
-    norm = data["normalisation"]
-    if isinstance(norm, str):
-        if norm not in NORMALISATIONS:
-            raise _err(path, f"'normalisation' must be one of {sorted(NORMALISATIONS)} or {{mean, std}}, got {norm!r}")
-        mean, std = NORMALISATIONS[norm]
-    elif isinstance(norm, dict) and len(norm.get("mean", [])) == 3 and len(norm.get("std", [])) == 3:
-        mean, std = tuple(float(v) for v in norm["mean"]), tuple(float(v) for v in norm["std"])
-        norm = "custom"
-    else:
-        raise _err(path, f"'normalisation' must be a name or {{mean: [3], std: [3]}}, got {norm!r}")
-    if data["padding"] not in PADDINGS:
-        raise _err(path, f"'padding' must be one of {sorted(PADDINGS)}, got {data['padding']!r}")
-    library, output, arch = data["library"], data.get("output"), data.get("arch")
-    if data["implemented"]:
-        if library not in IMPLEMENTED_LIBRARIES:
-            raise _err(path, f"implemented backbones must use one of {sorted(IMPLEMENTED_LIBRARIES)}, got {library!r}")
-        if output not in OUTPUTS:
-            raise _err(path, f"'output' must be one of {sorted(OUTPUTS)}, got {output!r}")
-        if not isinstance(arch, str) or not arch:
-            raise _err(path, "'arch' (the library's model id) is required")
-        if not weights.get("hf_hub_id") and not weights.get("url"):
-            raise _err(path, "'weights' needs an hf_hub_id or a url")
-        if not weights.get("files"):
-            raise _err(path, "'weights.files' must name the file(s) to look for in the hub cache")
-        if library == "open_clip" and not data.get("pretrained_tag"):
-            raise _err(path, "open_clip backbones need 'pretrained_tag'")
-        want = _OUTPUT_LIBRARY.get(output)
-        if (want is not None and library != want) or (want is None and library in _OUTPUT_LIBRARY.values()):
-            raise _err(path, f"output {output!r} does not go with library {library!r}")
-        if output in _NEEDS_BLOCK and block is None:
-            raise _err(path, f"output {output!r} needs 'block'")
-        if data.get("checkpoint_prefix") is not None and library != "timm":
-            raise _err(path, "'checkpoint_prefix' is only used with timm")
-        if output == "convnext_last_stage" and patch % stride:
-            raise _err(path, "convnext: 'patch' (network stride) must be a multiple of the output 'stride'")
-        if (output in _VGGT_OUTPUTS) != (data["padding"] == "crop518"):
-            raise _err(path, "padding 'crop518' (VGGT's own 518-wide preprocessing) goes with the VGGT outputs only")
-        if output != "convnext_last_stage" and patch != stride:
-            raise _err(path, "ViT backbones return one cell per patch: 'stride' must equal 'patch'")
-    elif not data.get("requires"):
-        raise _err(path, "unimplemented backbones must name what they need in 'requires'")
-    return BackboneConfig(
-        name=name, implemented=data["implemented"], library=str(library), arch=arch, weights=dict(weights),
-        layer=str(data["layer"]), block=block, output=output, patch=patch, stride=stride, channels=channels,
-        mean=mean, std=std, normalisation=norm, padding=data["padding"], notes=str(data["notes"]),
-        requires=data.get("requires"), pretrained_tag=data.get("pretrained_tag"),
-        quick_gelu=bool(data.get("quick_gelu", False)), checkpoint_prefix=data.get("checkpoint_prefix"), path=path)
+def problems(cfg: BackboneConfig) -> list[str]:
+    """Every rule a backbone config breaks (empty: valid)."""
+    out = []
+    if not cfg.name or "-" in cfg.name or ":" in cfg.name:
+        out.append(f"name {cfg.name!r} must be non-empty, without '-' or ':'")
+    if cfg.family not in _FAMILIES:
+        out.append(f"unknown family {cfg.family!r} (known: {', '.join(sorted(_FAMILIES))})")
+        return out
+    family = _FAMILIES[cfg.family]
+    if min(cfg.patch, cfg.stride, cfg.channels) <= 0:
+        out.append("patch, stride and channels must be positive")
+    if cfg.padding not in PADDINGS:
+        out.append(f"padding must be one of {', '.join(PADDINGS)}, got {cfg.padding!r}")
+    if not cfg.hf_hub_id and not cfg.url:
+        out.append("weights need an hf_hub_id or a url")
+    if not cfg.weight_files:
+        out.append("weight_files must name the file(s) to look for")
+    if family.needs_block and cfg.block is None:
+        out.append(f"family {family.name!r} needs a block index")
+    if (cfg.padding == "crop518") != (family.whole_set is not None):
+        out.append("padding 'crop518' goes with the whole-set (VGGT) families only")
+    problem = family.check(cfg) if family.check else None
+    return out + ([problem] if problem else [])
 
 
-def load_backbone_config(name: str, directory: str | os.PathLike | None = None) -> BackboneConfig:
-    d = Path(directory) if directory is not None else config_dir()
-    path = d / f"{name}.yaml"
-    if not path.is_file():
-        known = ", ".join(backbone_names(d)) or "none"
-        raise ConfigError(f"unknown backbone {name!r}: no {path}; known backbones: {known}")
-    return parse_backbone_config(load_yaml(path), path)
+def register_backbone(cfg: BackboneConfig) -> BackboneConfig:
+    """Add a backbone to the zoo (it becomes a feature of the same name); its rules are checked here."""
+    _ensure_families()
+    found = problems(cfg)
+    if found:
+        raise ConfigError(f"backbone {cfg.name!r}: " + "; ".join(found))
+    if cfg.name in _BACKBONES and _BACKBONES[cfg.name] != cfg:
+        raise ValueError(f"backbone {cfg.name!r} registered twice")
+    _BACKBONES[cfg.name] = cfg
+    return cfg
 
 
-def backbone_names(directory: str | os.PathLike | None = None) -> list[str]:
-    d = Path(directory) if directory is not None else config_dir()
-    return sorted(p.stem for p in d.glob("*.yaml")) if d.is_dir() else []
+def _ensure_families() -> None:
+    from feat2gs.features.backbones import clip, dift, extra, radio, timm_models, vggt  # noqa: F401  (register)
 
 
-def list_backbone_configs(directory: str | os.PathLike | None = None) -> list[BackboneConfig]:
-    return [load_backbone_config(n, directory) for n in backbone_names(directory)]
+def _ensure_zoo() -> None:
+    _ensure_families()
+    from feat2gs.features.backbones import zoo  # noqa: F401  (register the built-in backbones)
+
+
+def load_backbone_config(name: str) -> BackboneConfig:
+    _ensure_zoo()
+    if name not in _BACKBONES:
+        raise ConfigError(f"unknown backbone {name!r}; known backbones: {', '.join(sorted(_BACKBONES))}")
+    return _BACKBONES[name]
+
+
+def backbone_names() -> list[str]:
+    _ensure_zoo()
+    return sorted(_BACKBONES)
+
+
+def list_backbone_configs() -> list[BackboneConfig]:
+    return [_BACKBONES[n] for n in backbone_names()]

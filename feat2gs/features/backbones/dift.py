@@ -1,4 +1,4 @@
-"""DIFT: Stable Diffusion 2.1 UNet features with ``diffusers`` (protocol section 3.9, ``output: dift_up_block``).
+"""DIFT: Stable Diffusion 2.1 UNet features with ``diffusers`` (protocol section 3.9, family ``dift_up_block``).
 
 Per image: VAE-encode (distribution mode) x ``scaling_factor``, add Gaussian noise at timestep ``t = 1`` with the
 DDIM scheduler, run the UNet with the empty-prompt text embedding and keep the output of ``up_blocks[block]``
@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from feat2gs.errors import ConfigError
-from feat2gs.features.backbones.config import BackboneConfig
+from feat2gs.features.backbones.config import BackboneConfig, Family, register_family
 from feat2gs.features.backbones.weights import BackboneWeightsError
 
 TIMESTEP = 1
@@ -157,3 +157,12 @@ def build_dift(cfg: BackboneConfig, weights: Path | None) -> DiftModel:
         raise ConfigError(f"backbone {cfg.name!r}: UNet up-block {cfg.block} has {channels} channels, the config "
                           f"says {cfg.channels}")
     return model
+
+
+def _missing_parts(cfg: BackboneConfig, weights: Path) -> list[str]:
+    root = snapshot_root(weights)
+    return [f"{root / c}/" for c in missing_components(root)]
+
+
+register_family(Family("dift_up_block", "diffusers", build_dift, needs_block=True, missing_parts=_missing_parts,
+                       grid=lambda module, x, cfg, first, seed: module(x, first=first, seed=seed)))

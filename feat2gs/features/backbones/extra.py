@@ -1,13 +1,13 @@
 """Backbones built with HF ``transformers`` (MAE), ``segment_anything`` (SAM) and MiDaS checkpoints read into timm.
 
-* MAE (``output: mae_hidden_states``): ``ViTMAEModel`` with the official sizes; the token grid is
+* MAE (family ``mae_hidden_states``): ``ViTMAEModel`` with the official sizes; the token grid is
   ``hidden_states[block]`` (the output after ``block`` of L blocks, no final layernorm), with *no* masking and *no*
   patch shuffling (the encoder layers are run directly on the patch tokens in raster order) and the fixed 2D sin-cos
   position embedding regenerated for the actual token grid; the CLS token is dropped.
-* SAM (``output: sam_encoder_blocks``): ``sam_model_registry[arch](checkpoint=None).image_encoder``; the output of
+* SAM (family ``sam_encoder_blocks``): ``sam_model_registry[arch](checkpoint=None).image_encoder``; the output of
   image-encoder block ``block`` (before the neck), the absolute position embedding bicubic-resized to the token grid
   (no padding of the image to 1024; windowed attention pads the token grid internally).
-* MiDaS (timm ``vit_tokens`` with ``checkpoint_prefix``): the DPT_Large checkpoint's ``pretrained.model.*`` keys are
+* MiDaS (family ``vit_tokens`` with ``checkpoint_prefix``): the DPT_Large checkpoint's ``pretrained.model.*`` keys are
   timm's ViT names; :func:`load_prefixed_timm_weights` strips the prefix and loads them strictly.
 """
 
@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from feat2gs.errors import ConfigError
-from feat2gs.features.backbones.config import BackboneConfig
+from feat2gs.features.backbones.config import BackboneConfig, Family, register_family
 from feat2gs.features.backbones.weights import BackboneWeightsError
 
 _UNREADABLE = (RuntimeError, OSError, ValueError, EOFError, KeyError, pickle.UnpicklingError)
@@ -210,5 +210,11 @@ def load_prefixed_timm_weights(model: torch.nn.Module, cfg: BackboneConfig, weig
     sub = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
     if not sub:
         raise BackboneWeightsError(f"{weights} holds no '{prefix}*' keys; it is not a checkpoint for backbone "
-                                   f"{cfg.name!r} ({cfg.weights.get('protocol_source')})")
+                                   f"{cfg.name!r} ({cfg.protocol_source})")
     strict_load(model, sub, weights, cfg, f"timm {cfg.arch}", optional=("head.",))
+
+
+register_family(Family("mae_hidden_states", "transformers", build_mae, needs_block=True,
+                       grid=lambda module, x, cfg, first, seed: mae_grid(module, x, cfg.block)))
+register_family(Family("sam_encoder_blocks", "segment_anything", build_sam, needs_block=True,
+                       grid=lambda module, x, cfg, first, seed: sam_grid(module, x, cfg.block)))

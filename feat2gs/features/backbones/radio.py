@@ -1,4 +1,4 @@
-"""RADIO v2 (NVlabs) through NVIDIA's own code, as the protocol loads it (``output: radio_features``).
+"""RADIO v2 (NVlabs) through NVIDIA's own code, as the protocol loads it (family ``radio_features``).
 
 No package on PyPI provides RADIO's network (its cropped position embedding and summary/register tokens), and
 its exact evaluation-time behaviour cannot be checked here, so the pretrained path runs the official code from
@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from feat2gs.errors import ConfigError
-from feat2gs.features.backbones.config import BackboneConfig
+from feat2gs.features.backbones.config import BackboneConfig, Family, register_family
 from feat2gs.features.backbones.weights import BackboneWeightsError
 
 log = logging.getLogger(__name__)
@@ -97,3 +97,12 @@ def build_radio(cfg: BackboneConfig, weights: Path | None) -> torch.nn.Module:
         raise ConfigError(f"backbone {cfg.name!r}: RADIO in {weights} has patch size {patch}, the config says "
                           f"{cfg.patch}")
     return RadioOfficial(model, patch)
+
+
+def _missing_parts(cfg: BackboneConfig, weights: Path) -> list[str]:
+    hubconf = hub_repo_dir(cfg) / "hubconf.py"
+    return [] if hubconf.is_file() else [str(hubconf)]
+
+
+register_family(Family("radio_features", "torch_hub", build_radio, missing_parts=_missing_parts,
+                       grid=lambda module, x, cfg, first, seed: module(x)))

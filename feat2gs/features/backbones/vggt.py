@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from feat2gs.errors import ConfigError
-from feat2gs.features.backbones.config import BackboneConfig
+from feat2gs.features.backbones.config import BackboneConfig, Family, register_family
 from feat2gs.features.backbones.extra import read_state_dict, strict_load
 from feat2gs.features.backbones.grid import output_grid_size, sample_grid
 from feat2gs.features.backbones.weights import BackboneWeightsError
@@ -152,7 +152,7 @@ def load_official(module: VGGTEncoder, path: Path, cfg: BackboneConfig) -> None:
     agg = {k[len("aggregator."):]: v for k, v in sd.items() if k.startswith("aggregator.")}
     if not agg:
         raise BackboneWeightsError(f"{path} holds no 'aggregator.*' keys; it is not a VGGT checkpoint for backbone "
-                                   f"{cfg.name!r} ({cfg.weights.get('protocol_source')})")
+                                   f"{cfg.name!r} ({cfg.protocol_source})")
     pe = {k[len("patch_embed."):]: v for k, v in agg.items() if k.startswith("patch_embed.")}
     ours = {f"patch_embed.{k}": v for k, v in _official_patch_embed_to_timm(pe, module.patch_embed).items()}
     if isinstance(module, VGGTAggregator):  # vggt_e takes the patch embedding only
@@ -161,15 +161,10 @@ def load_official(module: VGGTEncoder, path: Path, cfg: BackboneConfig) -> None:
 
 
 def build_vggt(cfg: BackboneConfig, weights: Path | None) -> VGGTEncoder:
-    if cfg.output == "vggt_patch_embed":
-        module = VGGTEncoder()
-    elif cfg.output == "vggt_aggregator":
-        module = VGGTAggregator()
-    else:
-        raise ConfigError(f"backbone {cfg.name!r}: unknown VGGT output {cfg.output!r}")
-    width = module.patch_embed.embed_dim * (2 if cfg.output == "vggt_aggregator" else 1)
+    module = VGGTAggregator() if cfg.family == "vggt_aggregator" else VGGTEncoder()
+    width = module.patch_embed.embed_dim * (2 if cfg.family == "vggt_aggregator" else 1)
     if width != cfg.channels:
-        raise ConfigError(f"backbone {cfg.name!r}: the VGGT {cfg.output} grid has {width} channels, the config says "
+        raise ConfigError(f"backbone {cfg.name!r}: the VGGT {cfg.family} grid has {width} channels, the config says "
                           f"{cfg.channels}")
     if weights is not None:
         load_official(module, weights, cfg)
@@ -198,3 +193,8 @@ def extract_vggt(module: VGGTEncoder, x: torch.Tensor, out_patch: int) -> torch.
     ys = ((torch.arange(oh, dtype=torch.float64) + 0.5) * (h / oh)) * (new_h / h) - top  # VGGT-frame pixels
     xs = ((torch.arange(ow, dtype=torch.float64) + 0.5) * (w / ow)) * (WIDTH / w)
     return sample_grid(grid, ys, xs, (crop_h, WIDTH))
+
+
+for _family in ("vggt_patch_embed", "vggt_aggregator"):
+    register_family(Family(_family, "feat2gs", build_vggt,
+                           whole_set=lambda module, x, cfg: extract_vggt(module, x, cfg.stride)))
