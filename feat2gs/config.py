@@ -96,6 +96,15 @@ class VideoConfig:
     depth_normal: bool = False
     spiral_reference_radii: bool = False  # spiral radii from avg_c2w·c2w centres, as the reference (see README)
     met3r: bool = False  # also score consecutive frame pairs with MET3R (multi-view consistency)
+    # per-scene trajectory settings: None = the scene's row of resources/trajectories.csv, else the defaults
+    up_sign: int | None = None  # up = up_sign * avg_c2w[:3, up_axis] (default -1)
+    up_axis: int | None = None  # 0, 1 or 2 (default 1: up = -y of the average camera)
+    arc_degree: float | None = None  # arc sweep (default 180)
+    spiral_zrate: float | None = None  # default 0.5
+    spiral_rots: float | None = None  # default 1
+    lemniscate_degree: float | None = None  # default 45
+    wander_max_disp: float | None = None  # pixels (default 48)
+    square: bool = False  # the reference's square frame: side max(W, H), focal kept in pixels
 
 
 @dataclass
@@ -262,7 +271,10 @@ RULES: dict[type, dict[str, tuple[Callable[[Any], bool], str]]] = {
         "test_pose_focal": _one_of("train", "estimated"),
     },
     VideoConfig: {"n_frames": ((lambda v: v is None or v >= 2), ">= 2 or none"), "fps": POSITIVE,
-                  "resolution": OPTIONAL_POSITIVE},
+                  "resolution": OPTIONAL_POSITIVE, "up_sign": _one_of(None, -1, 1), "up_axis": _one_of(None, 0, 1, 2),
+                  "arc_degree": OPTIONAL_POSITIVE, "spiral_zrate": (_optional(_non_negative), ">= 0 or none"),
+                  "spiral_rots": OPTIONAL_POSITIVE, "wander_max_disp": OPTIONAL_POSITIVE,
+                  "lemniscate_degree": ((lambda v: v is None or 0 < v < 180), "in (0, 180) or none")},
     ExperimentConfig: {"backend": _one_of("auto", "torch", "gsplat"), "device": DEVICE},
 }
 

@@ -12,31 +12,72 @@ from feat2gs.config import VideoConfig
 from feat2gs.data.images import render_size
 from feat2gs.gaussians import load_gaussians
 from feat2gs.geometry.camera import Camera
-from feat2gs.io import atomic_save_npy
+from feat2gs.io import atomic_save_npy, atomic_write_json
 from feat2gs.render import RenderSettings, depth_to_normals, rasterize
 from feat2gs.video.plot import plot_trajectory
 from feat2gs.video.trajectories import make_trajectory
+from feat2gs.video.trajectory_table import scene_trajectory_settings
 from feat2gs.video.writer import colorize_depth, normals_to_rgb, write_mp4
+
+
+def square_frame(cam: Camera) -> Camera:
+    """The reference's square video frame: side ``max(W, H)``, focal lengths kept in pixels (so the shorter side
+    sees a wider field of view), the original frame at the square's centre (principal point shifted by half the
+    added width/height: at the square's centre when it was at the image's)."""
+    side = max(cam.width, cam.height)
+    K = np.array(cam.K, dtype=np.float64, copy=True)
+    K[0, 2] += (side - cam.width) / 2.0
+    K[1, 2] += (side - cam.height) / 2.0
+    return Camera(cam.name, K, np.asarray(cam.w2c, dtype=np.float64), side, side)
+
+
+def video_camera(template: Camera, cfg: VideoConfig, long_side: int | None) -> Camera:
+    """The camera whose intrinsics and size every frame uses: ``template`` at long side ``cfg.resolution`` (else
+    ``long_side``), made square with ``cfg.square``."""
+    w, h = render_size(template.width, template.height, cfg.resolution if cfg.resolution is not None else long_side)
+    cam = template.resized(w, h)
+    return square_frame(cam) if cfg.square else cam
+
+
+def trajectory_record(cfg: VideoConfig, scene_key: tuple[str, str] | None, cam: Camera) -> dict:
+    """What ``pose/traj_params_<trajectory>.json`` holds: the options the trajectory was built with, where each came
+    from (``setting``, ``table``: resources/trajectories.csv, ``default``), the frame size and K."""
+    dataset, scene = scene_key if scene_key is not None else (None, None)
+    record = scene_trajectory_settings(dataset, scene, cfg).to_dict(cfg.trajectory)
+    if cfg.trajectory == "spiral" and cfg.spiral_reference_radii:
+        record["params"]["reference_radii"] = True
+    record.update(square=bool(cfg.square), size=[cam.width, cam.height], K=np.asarray(cam.K).tolist())
+    return record
+
 
 def video_outputs(job_dir: Path, target: Path, cfg: VideoConfig) -> list[Path]:
     """The files step 6 writes for one trajectory (``target``: the RGB mp4)."""
     videos = [target] + ([target.with_name(target.stem + s + ".mp4") for s in ("_depth", "_normal")]
                          if cfg.depth_normal else [])
-    return videos + [job_dir / "pose" / f"pose_{cfg.trajectory}.npy", job_dir / "pose" / f"poses_{cfg.trajectory}.png"]
+    pose = job_dir / "pose"
+    return videos + [pose / f"pose_{cfg.trajectory}.npy", pose / f"poses_{cfg.trajectory}.png",
+                     pose / f"traj_params_{cfg.trajectory}.json"]
 
 
 def render_trajectory_video(ply: Path, train_w2c: np.ndarray, template: Camera, cfg: VideoConfig,
                             long_side: int | None, job_dir: Path, target: Path, device: torch.device,
-                            backend: str = "auto", progress: bool = False) -> dict:
+                            backend: str = "auto", progress: bool = False,
+                            scene_key: tuple[str, str] | None = None) -> dict:
     """Render ``cfg.trajectory`` built from the optimised training poses ``train_w2c`` [N, 4, 4] through the
-    Gaussians of ``ply``, with ``template``'s intrinsics at long side ``cfg.resolution`` (else ``long_side``);
-    writes the mp4(s) (``target``) and the trajectory (``job_dir/pose/``)."""
+    Gaussians of ``ply``, with ``template``'s intrinsics at long side ``cfg.resolution`` (else ``long_side``), square
+    with ``cfg.square``; writes the mp4(s) (``target``) and the trajectory (``job_dir/pose/``).
+
+    ``scene_key``: (dataset, scene), to read the scene's trajectory settings from the shipped table
+    (``feat2gs.video.trajectory_table``); explicit ``video.*`` settings override it. Without it only the settings
+    and the defaults apply. The options used are returned (``params``) and written to
+    ``pose/traj_params_<trajectory>.json``."""
     gaussians, sh_degree = load_gaussians(ply, device)
-    w, h = render_size(template.width, template.height, cfg.resolution if cfg.resolution is not None else long_side)
-    cam0 = template.resized(w, h)
-    params = {"reference_radii": True} if cfg.trajectory == "spiral" and cfg.spiral_reference_radii else {}
-    traj = make_trajectory(cfg.trajectory, train_w2c, cam0.K, cfg.n_frames, **params)
+    cam0 = video_camera(template, cfg, long_side)
+    w, h = cam0.width, cam0.height
+    record = trajectory_record(cfg, scene_key, cam0)
+    traj = make_trajectory(cfg.trajectory, train_w2c, cam0.K, cfg.n_frames, **record["params"])
     atomic_save_npy(job_dir / "pose" / f"pose_{cfg.trajectory}.npy", traj)
+    atomic_write_json(job_dir / "pose" / f"traj_params_{cfg.trajectory}.json", record)
     plot_trajectory(job_dir / "pose" / f"poses_{cfg.trajectory}.png", train_w2c, traj)
 
     bg = (1.0, 1.0, 1.0) if cfg.white_background else (0.0, 0.0, 0.0)
@@ -58,4 +99,5 @@ def render_trajectory_video(ply: Path, train_w2c: np.ndarray, template: Camera, 
         write_mp4(target.with_name(target.stem + "_depth.mp4"), np.stack(depth), fps=cfg.fps)
         write_mp4(target.with_name(target.stem + "_normal.mp4"), np.stack(normal), fps=cfg.fps)
     write_mp4(target, np.stack(rgb), fps=cfg.fps)
-    return {"frames": len(traj), "size": [w, h], "trajectory": cfg.trajectory}
+    return {"frames": len(traj), "size": [w, h], "trajectory": cfg.trajectory, "square": bool(cfg.square),
+            "params": record["params"], "sources": record["sources"], "table_row": record["table_row"]}
