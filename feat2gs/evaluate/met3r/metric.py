@@ -91,10 +91,13 @@ class Met3rOutput:
 
 
 def overlap_and_projections(rendered: torch.Tensor,  # [B, 2, C, S_h, S_w] composited, background -10000
-                            ) -> tuple[torch.Tensor, torch.Tensor]:  # -> mask [B, S_h, S_w], projections
-    """Mask = 1 where no channel of either view is the background; background values then set to 0."""
+                            inplace: bool = False) -> tuple[torch.Tensor, torch.Tensor]:  # -> mask [B, S_h, S_w], proj
+    """Mask = 1 where no channel of either view is the background; background values then set to 0
+    (in ``rendered`` itself when ``inplace``)."""
     non_overlap = rendered == splat.BACKGROUND
-    mask = (1 - non_overlap.to(rendered.dtype)).prod(dim=2).prod(dim=1)
+    mask = (~non_overlap).all(dim=2).all(dim=1).to(rendered.dtype)  # = Π_views Π_channels (1 - non_overlap)
+    if inplace:
+        return mask, rendered.masked_fill_(non_overlap, 0.0)
     return mask, rendered.masked_fill(non_overlap, 0.0)
 
 
@@ -170,14 +173,15 @@ class Met3r(nn.Module):
                                        opt.radius, opt.points_per_pixel)
         feats = torch.stack([hr1, hr2], dim=1).reshape(2 * b, hr1.shape[1], h * w)
         composited = splat.composite(frags, feats, opt.radius)
+        if keep is not None:
+            keep["composited"] = composited.clone()
         rendered = composited.view(b, 2, *composited.shape[1:])
-        mask, projections = overlap_and_projections(rendered)
+        mask, projections = overlap_and_projections(rendered, inplace=True)
         smap = cosine_score_map(projections, opt.cosine_eps)
         score = masked_mean(smap, mask, opt.mean_eps)
         if keep is not None:
             keep.update({"focal_votes": votes, "focal_median": focal_px, "camera_focal_length": focal,
-                         "frag_idx": frags.idx, "frag_zbuf": frags.zbuf, "frag_dists": frags.dists,
-                         "composited": composited})
+                         "frag_idx": frags.idx, "frag_zbuf": frags.zbuf, "frag_dists": frags.dists})
         return Met3rOutput(score, mask, smap, projections)
 
     @torch.no_grad()

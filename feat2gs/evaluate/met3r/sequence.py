@@ -103,6 +103,8 @@ def score_sequence(frames: np.ndarray | torch.Tensor | Sequence[np.ndarray], opt
         raise Met3rInputError(f"MET3R scores pairs of frames: need at least 2 frames, got {n}")
     if names is not None and len(names) != n:
         raise Met3rInputError(f"{len(names)} names for {n} frames")
+    if metric is not None and options is not None and options != metric.options:
+        raise Met3rInputError(f"options {options} differ from the given metric's {metric.options}")
     if metric is None:
         dev = resolve_device(str(device)) if isinstance(device, str) else torch.device(device)
         metric = load_met3r(options, device=dev, random_weights=random_weights, checkpoint=checkpoint,
