@@ -1,7 +1,10 @@
 """Collect the job folders of a results tree into flat records (complete, unfinished and unreadable alike).
 
-A job folder is ``<root>/eval/<Dataset>/<scene>/<N>_views/feat2gs-<mode>[@<preset>]/<method>/<feature>/``;
+A job folder is ``<root>/eval/<Dataset>/<scene>/<N>_views/feat2gs-<mode>[@<preset>]/<method>/<feature>/`` (the
+InstantSplat baseline: ``.../<N>_views/instantsplat[@<preset>]/<method>/``, mode and feature ``instantsplat``);
 it is complete when ``results.json`` exists and reads; ``run.json`` without ``results.json`` is unfinished.
+Besides the image metrics a record carries, when the job wrote them, the pose accuracy of ``results.json``
+(``ours_<it>.pose``) and the 3D metrics of ``3d_metrics.json`` (×1000), both with their step-1 (initial) values.
 """
 
 from __future__ import annotations
@@ -16,6 +19,18 @@ from feat2gs.data.layout import parse_job_folder
 from feat2gs.errors import Feat2GSError
 
 METRIC_KEYS = ("PSNR", "SSIM", "LPIPS", "PSNR_masked", "SSIM_masked", "LPIPS_masked")
+# 3D metrics (<job>/3d_metrics.json, jobs with known geometry): our name -> the file's key. Read ×1000 (the paper's
+# unit, scene units × 1000); the step-1 point cloud's values as <name>_initial.
+FILE_KEYS_3D = {"Acc": "Accuracy", "Acc_med": "Acc_med", "Comp": "Completion", "Comp_med": "Comp_med",
+                "Dist": "Distance", "Dist_med": "Dist_med"}
+SCALE_3D = 1000.0
+THRESHOLD_3D = "threshold_0.0"
+# pose accuracy (results.json ours_<it>.pose): ATE/RPE_trans in ground-truth scene units, RPE_rot in degrees
+POSE_KEYS = ("ATE", "RPE_trans", "RPE_rot")
+EXTRA_KEYS = (*FILE_KEYS_3D, *(f"{k}_initial" for k in FILE_KEYS_3D),
+              *POSE_KEYS, *(f"{k}_initial" for k in POSE_KEYS))
+BASELINE_MODE = "instantsplat"  # the InstantSplat baseline: <N>_views/instantsplat[@<preset>]/<method>/, no feature
+CONTROL_NOISE, CONTROL_ORACLE = "noise", "oracle_xyz"  # the probe controls (lower and upper bound)
 
 # our feature names -> the paper's display names (paper/common.py)
 DISPLAY_NAMES = {
@@ -24,6 +39,7 @@ DISPLAY_NAMES = {
     "mae_b16": "MAE", "dift": "SD", "iuvrgb": "IUVRGB",
 }
 PAPER_ORDER = list(DISPLAY_NAMES.values())
+DISPLAY_NAMES[BASELINE_MODE] = "InstantSplat"
 MODE_ORDER = ("G", "T", "A", "Gft", "Tft", "Aft")
 MODE_NAMES = {"G": "Geometry", "T": "Texture", "A": "All", "Gft": "Geometry (ft)", "Tft": "Texture (ft)",
               "Aft": "All (ft)"}
@@ -43,7 +59,9 @@ def display_name(feature: str) -> str:
 
 
 def feature_sort_key(feature: str) -> tuple:
-    """Paper order for single features, then concatenations and unknown features by name."""
+    """Paper order for single features, then concatenations and unknown features by name, InstantSplat last."""
+    if feature == BASELINE_MODE:
+        return (len(PAPER_ORDER) + 1, "")
     name = display_name(feature)
     return (PAPER_ORDER.index(name), "") if name in PAPER_ORDER else (len(PAPER_ORDER), name.lower())
 
@@ -64,7 +82,7 @@ class JobRecord:
     job_dir: str  # relative to the results root
     status: str
     iteration: int | None = None
-    metrics: dict[str, float | None] = field(default_factory=dict)
+    metrics: dict[str, float | None] = field(default_factory=dict)  # METRIC_KEYS, plus EXTRA_KEYS when present
     num_views: int | None = None
     train_seconds: float | None = None
     total_seconds: float | None = None
@@ -75,11 +93,18 @@ class JobRecord:
     num_views_scored: int | None = None
     steps_done: tuple[str, ...] = ()
     error: str = ""  # why the job is not ok (unreadable file, degenerate or partial results)
+    pose_note: str = ""  # why results.json has no pose accuracy (its "pose_note")
+    metrics3d_note: str = ""  # why 3d_metrics.json could not be read (absent is not noted)
 
     @property
     def rankable(self) -> bool:
         """A measurement that may be ranked: finished, scored, from trained (not random) weights."""
         return self.status in (STATUS_OK, STATUS_PARTIAL) and not self.random_weights
+
+    @property
+    def baseline(self) -> bool:
+        """An InstantSplat job (no feature): compared with the features, never one of them."""
+        return self.mode == BASELINE_MODE
 
     @property
     def combo(self) -> tuple[str, str]:
@@ -131,8 +156,8 @@ def _read_job(job_dir: Path, rel: tuple[str, ...]) -> list[JobRecord]:
     rel_str = "/".join(rel)
     if not all(k in ident for k in ("dataset", "scene", "mode", "method", "feature")):
         return [JobRecord("?", "?", None, "?", "?", "?", "?", rel_str, STATUS_UNREADABLE,
-                          error="not a job folder <Dataset>/<scene>/<N>_views/feat2gs-<mode>/<method>/<feature>"
-                                + (f"; {run_err}" if run_err else ""))]
+                          error="not a job folder <Dataset>/<scene>/<N>_views/feat2gs-<mode>/<method>/<feature> "
+                                "(or .../instantsplat/<method>)" + (f"; {run_err}" if run_err else ""))]
     base = dict(dataset=str(ident["dataset"]), scene=str(ident["scene"]), n_views=_num(ident.get("n_views"), int),
                 mode=str(ident["mode"]), method=str(ident["method"]), feature=str(ident["feature"]),
                 preset=str(ident.get("preset", "protocol")), job_dir=rel_str)
@@ -148,21 +173,58 @@ def _read_job(job_dir: Path, rel: tuple[str, ...]) -> list[JobRecord]:
         return [JobRecord(**base, **extra, status=STATUS_UNREADABLE, error=errors)]
     if results is None:
         return [JobRecord(**base, **extra, status=STATUS_UNFINISHED, error=errors or "no results.json")]
+    metrics3d, note3d = (_read_json(job_dir / "3d_metrics.json") if (job_dir / "3d_metrics.json").is_file()
+                         else (None, ""))
     records = []
     for key, values in results.items():
         m_it = re.fullmatch(r"ours_(\d+)", key)
         if not m_it or not isinstance(values, dict):
             continue
         status, reason = _status(values)
+        metrics = {k: _num(values.get(k)) for k in METRIC_KEYS}
+        pose, pose_note = _pose_values(values)
+        metrics.update(pose)
+        if metrics3d is not None:
+            found, note3d = _metrics3d_values(metrics3d, key)
+            metrics.update(found)
         records.append(JobRecord(
             **base, **extra, status=status, error="; ".join(e for e in (errors, reason) if e),
-            iteration=int(m_it.group(1)), metrics={k: _num(values.get(k)) for k in METRIC_KEYS},
+            iteration=int(m_it.group(1)), metrics=metrics,
             num_views=_num(values.get("num_views"), int), num_views_scored=_num(values.get("num_views_scored"), int),
-            random_weights=bool(values.get("random_weights", False))))
+            random_weights=bool(values.get("random_weights", False)), pose_note=pose_note, metrics3d_note=note3d))
     if not records:
         return [JobRecord(**base, **extra, status=STATUS_UNREADABLE,
                           error="results.json has no ours_<iteration> entry")]
     return records
+
+
+def _pose_values(values: dict) -> tuple[dict[str, float | None], str]:
+    """ATE/RPE_trans/RPE_rot (and ``*_initial``) of one ``ours_<it>`` entry; ({}, note) without pose accuracy."""
+    pose = values.get("pose")
+    note = str(values.get("pose_note") or "")
+    if not isinstance(pose, dict):
+        return {}, note
+    initial = pose.get("initial") if isinstance(pose.get("initial"), dict) else {}
+    out = {k: _num(pose.get(k)) for k in POSE_KEYS}
+    out.update({f"{k}_initial": _num(initial.get(k)) for k in POSE_KEYS})
+    return out, note
+
+
+def _metrics3d_values(data: dict, key: str) -> tuple[dict[str, float | None], str]:
+    """The 3D metrics (×1000) of entry ``key`` (``ours_<it>``) and of ``initial`` at threshold 0 of
+    ``3d_metrics.json``; a missing entry is noted, not an error (the image metrics stand on their own)."""
+    out: dict[str, float | None] = {}
+    notes = []
+    for entry, suffix in ((key, ""), ("initial", "_initial")):
+        block = data.get(entry)
+        block = block.get(THRESHOLD_3D) if isinstance(block, dict) else None
+        if not isinstance(block, dict):
+            notes.append(f"3d_metrics.json has no {entry}.{THRESHOLD_3D}")
+            continue
+        for name, file_key in FILE_KEYS_3D.items():
+            value = _num(block.get(file_key))
+            out[name + suffix] = None if value is None else round(value * SCALE_3D, 10)  # no 12.344999…
+    return out, "; ".join(notes)
 
 
 def _status(values: dict) -> tuple[str, str]:

@@ -15,11 +15,24 @@ Outputs under ``out_dir``::
     plots/<method>@<preset>/bar_PSNR_<mode>.png, radar_<feature>.png   (all-scene means)
     missing.md                  absent / unfinished / unreadable jobs
     comparison.md, comparison.csv   ours vs the published Table 1 (per dataset) / Table 2 (all scenes)
+    instantsplat_<method>@<preset>.md, latex/<...>/instantsplat_<scope>.tex
+                                Feat2GS-G per feature vs InstantSplat (combos that ran InstantSplat)
+    metrics3d_<method>@<preset>.md, latex/<...>/metrics3d_<scope>.tex
+                                Acc/Comp/Dist ×1000 per feature and mode (ranked; initial values unranked)
+    pose_<method>@<preset>.md, latex/<...>/pose_<scope>.tex
+                                ATE/RPE_trans/RPE_rot per feature and mode (ranked; initial values unranked)
+    topsis.md, topsis.csv       TOPSIS score and rank per (dataset or all, mode, feature) — sweep/topsis.py
+    calibrated.md, calibrated.csv, calibrated_summary.csv
+                                (PSNR − noise) / (oracle_xyz − noise) per scene, and means — sweep/calibration.py
+
+InstantSplat jobs (mode ``instantsplat``) are never a feature of the G/T/A tables, TOPSIS or the calibrated
+scores; random-weight and degenerate jobs never enter a ranking, a ranked cell, TOPSIS or a calibrated score.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -33,8 +46,12 @@ import numpy as np
 from feat2gs.errors import Feat2GSError
 from feat2gs.io import atomic_save, atomic_write_text, ensure_writable_dir
 from feat2gs.resources import resource_path
+from feat2gs.sweep.calibration import MIN_MARGIN_DB, CalibratedScore, CalibratedSummary, calibrated_scores, summarise
 from feat2gs.sweep.collect import (
+    BASELINE_MODE,
+    EXTRA_KEYS,
     METRIC_KEYS,
+    FILE_KEYS_3D,
     STATUS_DEGENERATE,
     STATUS_OK,
     STATUS_PARTIAL,
@@ -47,7 +64,17 @@ from feat2gs.sweep.collect import (
     final_records,
     mode_sort_key,
 )
-from feat2gs.sweep.tables import HIGHER_IS_BETTER, METRICS, Cell, Table, base_metric, format_value
+from feat2gs.sweep.tables import (
+    HIGHER_IS_BETTER,
+    METRICS,
+    METRICS_3D,
+    POSE_METRICS,
+    Cell,
+    Table,
+    base_metric,
+    format_value,
+)
+from feat2gs.sweep.topsis import TopsisEntry, topsis_table
 
 ALL_SCENES = "All"
 DEFAULT_PUBLISHED = resource_path("feat2gs_published.csv")
@@ -56,9 +83,12 @@ DATASET_ALIASES = {"llff": "LLFF", "dl3dv": "DL3DV", "casual": "Casual", "mipner
                    "mipnerf_360": "MipNeRF360", "mip360": "MipNeRF360", "mvimgnet": "MVImgNet", "tanks": "Tanks",
                    "tt": "Tanks", "tanksandtemples": "Tanks", "tanks_and_temples": "Tanks"}
 
+# jobs.csv: the 3D metrics are written ×1000 (the paper's unit) and named so: Acc_x1000, Acc_initial_x1000, ...
+EXTRA_COLUMNS = {k: f"{k}_x1000" if base_metric(k) in FILE_KEYS_3D else k for k in EXTRA_KEYS}
 JOB_COLUMNS = ["dataset", "scene", "n_views", "mode", "method", "feature", "display_name", "preset", "iteration",
-               *METRIC_KEYS, "num_views", "num_views_scored", "train_seconds", "total_seconds", "peak_memory_mb",
-               "n_gaussians", "seed", "random_weights", "status", "steps_done", "error", "job_dir"]
+               *METRIC_KEYS, *EXTRA_COLUMNS.values(), "num_views", "num_views_scored", "train_seconds",
+               "total_seconds", "peak_memory_mb", "n_gaussians", "seed", "random_weights", "status", "steps_done",
+               "error", "pose_note", "metrics3d_note", "job_dir"]
 
 
 @dataclass
@@ -72,6 +102,12 @@ class ReportResult:
     tables: dict[str, dict[str, Table]] = field(default_factory=dict)  # combo tag -> scope -> ranked table
     unranked: dict[str, dict[str, Table]] = field(default_factory=dict)  # the same for random-weight jobs
     n_degenerate: int = 0
+    baseline: dict[str, dict[str, Table]] = field(default_factory=dict)  # Feat2GS-G vs InstantSplat
+    tables3d: dict[str, dict[str, Table]] = field(default_factory=dict)  # Acc/Comp/Dist ×1000, ranked
+    pose: dict[str, dict[str, Table]] = field(default_factory=dict)  # ATE/RPE_trans/RPE_rot, ranked
+    topsis: list[TopsisEntry] = field(default_factory=list)
+    calibrated: list[CalibratedScore] = field(default_factory=list)  # per scene
+    calibrated_summary: list[CalibratedSummary] = field(default_factory=list)
 
 
 def combo_tag(method: str, preset: str) -> str:
@@ -107,14 +143,28 @@ def _expected_scenes(records: list[JobRecord], data_root: str | Path | None) -> 
 
 
 def build_tables(records: list[JobRecord], expected: dict[str, set], masked: bool = False,
-                 ranked: bool = True) -> dict[str, dict[str, Table]]:
+                 ranked: bool = True, metrics: tuple[str, ...] | None = None, rank_cells: bool | None = None,
+                 note: str | None = None) -> dict[str, dict[str, Table]]:
     """combo tag -> {dataset: Table, "All": Table} of scene means.
 
     ``ranked=True``: the rankable jobs (scored, trained weights) in ranked tables. ``ranked=False``: the scored
-    random-weight jobs, in tables without ranks. Degenerate jobs (nothing measured) are in neither."""
-    metrics = tuple(f"{k}_masked" for k in METRICS) if masked else METRICS
-    finals = [r for r in final_records(records) if (r.rankable if ranked else r.random_weights and
-                                                    r.status in (STATUS_OK, STATUS_PARTIAL))]
+    random-weight jobs, in tables without ranks. Degenerate jobs (nothing measured) are in neither, InstantSplat
+    jobs (no feature) neither: see :func:`baseline_tables`. ``metrics``: other metrics than the image ones (3D
+    metrics, pose accuracy); then only the jobs and combos with a value of them are tabled. ``rank_cells=False``:
+    the rankable jobs' values without ranks (e.g. the initial, step-1 values); ``note`` is added to the titles."""
+    explicit = metrics is not None
+    metrics = metrics if explicit else (tuple(f"{k}_masked" for k in METRICS) if masked else METRICS)
+    finals = [r for r in final_records(records) if not r.baseline and (
+        r.rankable if ranked else r.random_weights and r.status in (STATUS_OK, STATUS_PARTIAL))]
+    if explicit:
+        finals = [r for r in finals if any(r.metrics.get(k) is not None for k in metrics)]
+    rank_cells = ranked if rank_cells is None else rank_cells
+    note = note if note is not None else ("" if ranked else " — RANDOM WEIGHTS, not ranked")
+    return _scene_mean_tables(finals, expected, metrics, rank_cells, note)
+
+
+def _scene_mean_tables(finals: list[JobRecord], expected: dict[str, set], metrics: tuple[str, ...], ranked: bool,
+                       note: str, title: str = "") -> dict[str, dict[str, Table]]:
     combos = sorted({r.combo for r in finals})
     out: dict[str, dict[str, Table]] = {}
     for method, preset in combos:
@@ -141,29 +191,45 @@ def build_tables(records: list[JobRecord], expected: dict[str, set], masked: boo
                                                 any(r.random_weights for r in group),
                                                 any(r.status == STATUS_PARTIAL for r in group))
             plural = "s" if len(scope_sets) > 1 else ""
-            title = (f"{scope} ({len(scenes)} scenes)" if scope != ALL_SCENES
-                     else f"All scenes ({len(scenes)} scenes, {len(scope_sets)} dataset{plural})")
-            title += "" if ranked else " — RANDOM WEIGHTS, not ranked"
-            tables[scope] = Table(f"{title}: {method}, preset {preset}", features, modes, metrics, cells, ranked)
+            scope_title = (f"{scope} ({len(scenes)} scenes)" if scope != ALL_SCENES
+                           else f"All scenes ({len(scenes)} scenes, {len(scope_sets)} dataset{plural})")
+            title_ = f"{title}{scope_title}{note}"
+            tables[scope] = Table(f"{title_}: {method}, preset {preset}", features, modes, metrics, cells, ranked)
         out[combo_tag(method, preset)] = tables
     return out
 
 
+def baseline_tables(records: list[JobRecord], expected: dict[str, set],
+                    masked: bool = False) -> dict[str, dict[str, Table]]:
+    """The reference's "Feat2GS-G per feature vs InstantSplat": combo tag -> {dataset: Table, "All": Table}, rows =
+    the features in mode G plus one InstantSplat row (ranked together), for the method/presets with scored
+    InstantSplat jobs. Rankable jobs only, as every ranked table."""
+    metrics = tuple(f"{k}_masked" for k in METRICS) if masked else METRICS
+    finals = [r for r in final_records(records) if r.rankable]
+    combos = {r.combo for r in finals if r.baseline}
+    rows = [dataclasses.replace(r, mode="G") if r.baseline else r for r in finals
+            if r.combo in combos and (r.baseline or r.mode == "G")]
+    return _scene_mean_tables(rows, expected, metrics, True, "", "Feat2GS-G vs InstantSplat — ")
+
+
 def absent_jobs(records: list[JobRecord], expected: dict[str, set]) -> list[tuple]:
-    """(method, preset, dataset, scene, n_views, mode, feature) of the grid of each method/preset with no job folder."""
+    """(method, preset, dataset, scene, n_views, mode, feature) of the grid of each method/preset with no job folder.
+    The grid is every scene × mode × feature run for that method/preset, plus one InstantSplat job per scene where
+    the method/preset ran InstantSplat at all."""
     present = {(r.method, r.preset, r.dataset, r.scene, r.n_views, r.mode, r.feature) for r in records}
     out = []
     for method, preset in sorted({r.combo for r in records if r.dataset != "?"}):
         mine = [r for r in records if r.combo == (method, preset)]
-        features = sorted({r.feature for r in mine}, key=feature_sort_key)
-        modes = sorted({r.mode for r in mine}, key=mode_sort_key)
+        features = sorted({r.feature for r in mine if not r.baseline}, key=feature_sort_key)
+        modes = sorted({r.mode for r in mine if not r.baseline}, key=mode_sort_key)
+        grid = [(m, f) for m in modes for f in features]
+        grid += [(BASELINE_MODE, BASELINE_MODE)] if any(r.baseline for r in mine) else []
         for dataset in sorted({r.dataset for r in mine}):
             for scene, n in sorted(expected.get(dataset, set()), key=lambda x: (x[0], x[1] or 0)):
-                for m in modes:
-                    for f in features:
-                        key = (method, preset, dataset, scene, n, m, f)
-                        if key not in present:
-                            out.append(key)
+                for m, f in grid:
+                    key = (method, preset, dataset, scene, n, m, f)
+                    if key not in present:
+                        out.append(key)
     return out
 
 
@@ -181,7 +247,8 @@ def _missing_md(records: list[JobRecord], absent: list[tuple]) -> str:
                   for r in bad]
         lines.append("")
     if absent:
-        lines += ["## Absent jobs (no folder; the grid is every scene × mode × feature run for that method/preset)",
+        lines += ["## Absent jobs (no folder; the grid is every scene × mode × feature run for that method/preset, "
+                  "plus one InstantSplat job per scene where it ran InstantSplat)",
                   "", "| method@preset | dataset | scene | N | mode | feature |", "|---|---|---|---:|---|---|"]
         lines += [f"| {m}@{p} | {d} | {s} | {'' if n is None else n} | {mo} | {f} |"
                   for m, p, d, s, n, mo, f in absent]
@@ -345,6 +412,177 @@ def _comparison_md(rows: list[dict], published_path: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+# InstantSplat, 3D metrics, pose, TOPSIS, calibrated scores ---------------------------------------------------
+def _scope_file(scope: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", scope)
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+TOPSIS_COLUMNS = ["combo", "scope", "mode", "feature", "display_name", "criteria", "PSNR", "SSIM", "LPIPS", "score",
+                  "rank", "n_ranked", "n_scenes", "expected_scenes", "note"]
+CALIBRATED_COLUMNS = ["combo", "method", "preset", "dataset", "scene", "n_views", "mode", "feature", "display_name",
+                      "metric", "value", "noise", "oracle_xyz", "calibrated", "partial", "note"]
+SUMMARY_COLUMNS = ["combo", "method", "preset", "scope", "mode", "feature", "display_name", "metric", "mean",
+                   "n_defined", "n_scenes"]
+
+CALIBRATION_TEXT = f"""\
+The calibrated probe score places a feature between the two probe controls run on the same scene, mode, init
+method and preset: `(PSNR − PSNR_noise) / (PSNR_oracle_xyz − PSNR_noise)`. `noise` (random per-pixel features)
+carries no information, `oracle_xyz` (a Fourier encoding of each pixel's initial 3D point) is perfect knowledge of
+the geometry the readout must reproduce. So **0 = no better than noise, 1 = as good as perfect geometry
+knowledge**; below 0 is worse than noise, above 1 better than the oracle (the oracle bounds geometry, so the score
+speaks most directly of mode G; in T/A it stays relative to the controls of that mode). Unlike raw PSNR, which
+depends on how hard a scene is, it is comparable across scenes and datasets (the paper has no such number).
+
+It is **undefined** (empty, with the reason in `calibrated.csv`) when the scene/mode lacks a scored `noise` or
+`oracle_xyz` job (absent, unfinished, degenerate, random weights or PSNR null), or when the oracle beats noise by
+less than {MIN_MARGIN_DB} dB (the denominator would be run-to-run noise and the ratio meaningless). Random-weight
+and degenerate jobs are never scored. Dataset and all-scene values are means over the scenes where the score is
+defined (each scene weighs the same), shown as `mean (defined/scored scenes)`; per-scene values are in
+[calibrated.csv](calibrated.csv), these means in [calibrated_summary.csv](calibrated_summary.csv).
+"""
+
+TOPSIS_TEXT = """\
+TOPSIS as the reference (§10.2): per method/preset, scope and mode, the decision matrix holds each feature's scene
+means of PSNR, SSIM, LPIPS (the ranked table's cells: trained weights only); vector normalisation, weights 1/3,
+PSNR/SSIM benefits and LPIPS a cost; score C = S⁻/(S⁺+S⁻) with S⁺/S⁻ the distances to the ideal best/worst, rank
+1 = best (ties share the better rank). Without any LPIPS mean (LPIPS disabled) it ranks on PSNR/SSIM with weights
+1/2 (column `criteria`); features lacking only LPIPS while others have it are not ranked. With fewer than 2
+features, or all equal, the score is undefined (–). Scores compare the features ranked together only. Cells:
+`score (rank)`; `*` = the feature's group lacks scenes. All rows in [topsis.csv](topsis.csv).
+"""
+
+
+def _topsis_md(entries: list[TopsisEntry]) -> str:
+    lines = ["# TOPSIS ranking of the features", "", TOPSIS_TEXT]
+    by_combo: dict[str, list[TopsisEntry]] = defaultdict(list)
+    for e in entries:
+        by_combo[e.combo].append(e)
+    for combo, grp in by_combo.items():
+        columns = list(dict.fromkeys((e.scope, e.mode) for e in grp))
+        features = sorted({e.feature for e in grp}, key=feature_sort_key)
+        cell = {(e.feature, e.scope, e.mode): e for e in grp}
+        lines += [f"## {combo}", "", "| Feature | " + " | ".join(f"{sc} {m}" for sc, m in columns) + " |",
+                  "|---|" + "---:|" * len(columns)]
+        for f in features:
+            row = [display_name(f)]
+            for sc, m in columns:
+                e = cell.get((f, sc, m))
+                row.append("" if e is None else "–" if e.score is None else
+                           f"{e.score:.4f} ({e.rank})" + ("\\*" if e.n_scenes < e.expected_scenes else ""))
+            lines.append("| " + " | ".join(row) + " |")
+        notes = sorted({f"{sc} {m}: ranked on {'/'.join(e.criteria)} only (weights 1/{len(e.criteria)})"
+                        for e in grp for sc, m in [(e.scope, e.mode)] if len(e.criteria) == 2})
+        notes += [f"{e.scope} {e.mode} {display_name(e.feature)}: {e.note}" for e in grp if e.note]
+        lines += ([""] + [f"- {n}" for n in notes] if notes else []) + [""]
+    return "\n".join(lines) + "\n"
+
+
+def _calibrated_md(summary: list[CalibratedSummary], scores: list[CalibratedScore], metric: str) -> str:
+    lines = ["# Calibrated probe scores", "", CALIBRATION_TEXT.replace("PSNR", metric) if metric != "PSNR"
+             else CALIBRATION_TEXT]
+    by_combo: dict[tuple[str, str], list[CalibratedSummary]] = defaultdict(list)
+    for s_ in summary:
+        by_combo[(s_.method, s_.preset)].append(s_)
+    for (method, preset), grp in by_combo.items():
+        lines += [f"## {combo_tag(method, preset)}", ""]
+        for mode in sorted({s_.mode for s_ in grp}, key=mode_sort_key):
+            sel = [s_ for s_ in grp if s_.mode == mode]
+            scopes = list(dict.fromkeys(s_.scope for s_ in sel))
+            cell = {(s_.feature, s_.scope): s_ for s_ in sel}
+            lines += [f"Mode {mode}:", "", "| Feature | " + " | ".join(scopes) + " |", "|---|" + "---:|" * len(scopes)]
+            for f in sorted({s_.feature for s_ in sel}, key=feature_sort_key):
+                row = [display_name(f)]
+                for sc in scopes:
+                    c = cell.get((f, sc))
+                    row.append("" if c is None else f"{_fmt(c.mean, 3)} ({c.n_defined}/{c.n_scenes})")
+                lines.append("| " + " | ".join(row) + " |")
+            lines.append("")
+        undefined = sorted({(c.dataset, c.scene, c.mode, c.note) for c in scores
+                            if (c.method, c.preset) == (method, preset) and c.score is None})
+        if undefined:
+            lines += ["Undefined:", ""] + [f"- {d}/{sc} {m}: {note}" for d, sc, m, note in undefined] + [""]
+    if not summary:
+        lines.append("No scored feature job shares a scene and mode with the controls.")
+    return "\n".join(lines) + "\n"
+
+
+def _extra_sections(records: list[JobRecord], expected: dict[str, set], tables: dict[str, dict[str, Table]],
+                    masked: bool, out: Path, write) -> dict:
+    """The InstantSplat comparison, 3D-metric and pose tables, TOPSIS and calibrated scores (files, index lines)."""
+    index: list[str] = []
+    baseline = baseline_tables(records, expected, masked)
+    for tag, scopes in baseline.items():
+        write(out / f"instantsplat_{tag}.md", "\n".join(
+            [f"# {tag}: Feat2GS-G per feature vs InstantSplat", "",
+             "Mode-G features and the InstantSplat baseline (same init method and preset), ranked together.", ""]
+            + [t.to_markdown() for t in scopes.values()]))
+        for scope, t in scopes.items():
+            write(out / "latex" / tag / f"instantsplat_{_scope_file(scope)}.tex", t.to_latex())
+        index += [f"## {tag}: Feat2GS-G vs InstantSplat", "",
+                  f"All scopes: [instantsplat_{tag}.md](instantsplat_{tag}.md), LaTeX "
+                  f"`latex/{tag}/instantsplat_*.tex`.", "", scopes[ALL_SCENES].to_markdown()]
+
+    kinds = (("metrics3d", "3D metrics", METRICS_3D, " — 3D metrics ×1000 (scene units), lower is better",
+              "initial (step-1 point cloud)"),
+             ("pose", "Pose accuracy", POSE_METRICS, " — pose accuracy (ATE, RPE_trans: ground-truth scene units; "
+              "RPE_rot: degrees), lower is better", "initial (step-1 poses)"))
+    made: dict[str, dict[str, dict[str, Table]]] = {}
+    for stem, label, metrics, note, initial_label in kinds:
+        ranked = build_tables(records, expected, metrics=metrics, note=note)
+        initial = build_tables(records, expected, metrics=tuple(f"{k}_initial" for k in metrics), rank_cells=False,
+                               note=f" — {initial_label}, not ranked")
+        made[stem] = ranked
+        for tag in sorted(set(ranked) | set(initial)):
+            scopes = ranked.get(tag, {})
+            md = [f"# {tag}: {label}", ""] + [t.to_markdown() for t in scopes.values()]
+            md += [t.to_markdown() for t in initial.get(tag, {}).values()]
+            write(out / f"{stem}_{tag}.md", "\n".join(md))
+            for scope, t in scopes.items():
+                write(out / "latex" / tag / f"{stem}_{_scope_file(scope)}.tex", t.to_latex())
+            index += [f"## {tag}: {label}", "", f"All scopes and the initial values: [{stem}_{tag}.md]({stem}_{tag}.md)"
+                      + (f", LaTeX `latex/{tag}/{stem}_*.tex`" if scopes else "") + ".", ""]
+            index += [scopes[ALL_SCENES].to_markdown()] if scopes else []
+
+    entries = [e for tag, scopes in tables.items() for scope, t in scopes.items() for e in topsis_table(tag, scope, t)]
+    if entries:
+        write(out / "topsis.csv", _csv_text(TOPSIS_COLUMNS, [[
+            e.combo, e.scope, e.mode, e.feature, display_name(e.feature), "/".join(e.criteria),
+            *(_round(e.values.get(k)) for k in (tables[e.combo][e.scope].metrics)), _round(e.score), e.rank,
+            e.n_ranked, e.n_scenes, e.expected_scenes, e.note] for e in entries]))
+        write(out / "topsis.md", _topsis_md(entries))
+        index += ["## TOPSIS", "", "Features ranked per dataset and mode on PSNR/SSIM/LPIPS together (the reference's "
+                  "TOPSIS): [topsis.md](topsis.md), [topsis.csv](topsis.csv).", ""]
+
+    metric = "PSNR_masked" if masked else "PSNR"
+    scores = calibrated_scores(records, metric)
+    summary = summarise(scores, ALL_SCENES)
+    if scores:
+        write(out / "calibrated.csv", _csv_text(CALIBRATED_COLUMNS, [[
+            combo_tag(c.method, c.preset), c.method, c.preset, c.dataset, c.scene, c.n_views, c.mode, c.feature,
+            display_name(c.feature), metric, c.psnr, c.psnr_noise, c.psnr_oracle, _round(c.score), c.partial, c.note]
+            for c in scores]))
+        write(out / "calibrated_summary.csv", _csv_text(SUMMARY_COLUMNS, [[
+            combo_tag(s_.method, s_.preset), s_.method, s_.preset, s_.scope, s_.mode, s_.feature,
+            display_name(s_.feature), metric, _round(s_.mean), s_.n_defined, s_.n_scenes] for s_ in summary]))
+        write(out / "calibrated.md", _calibrated_md(summary, scores, metric))
+        n_def = sum(c.score is not None for c in scores)
+        index += ["## Calibrated probe scores", "",
+                  f"`({metric} − noise) / (oracle_xyz − noise)` per scene, mode and feature: 0 = no better than the "
+                  "noise control, 1 = as good as perfect geometry knowledge; comparable across scenes and datasets. "
+                  f"Defined for {n_def} of {len(scores)} scored jobs (see [calibrated.md](calibrated.md) for what it "
+                  "means and when it is undefined).", ""]
+    return {"index": index, "baseline": baseline, "tables3d": made["metrics3d"], "pose": made["pose"],
+            "topsis": entries, "calibrated": scores, "calibrated_summary": summary}
+
+
+def _round(value: float | None, digits: int = 6) -> float | None:
+    return None if value is None else round(value, digits)
+
+
 # entry point ------------------------------------------------------------------------------------------------
 def report(results_root: str | Path, out_dir: str | Path, published_csv: str | Path | None = None,
            data_root: str | Path | None = None, masked: bool = False, plots: bool = True) -> ReportResult:
@@ -374,10 +612,10 @@ def report(results_root: str | Path, out_dir: str | Path, published_csv: str | P
     for r in sorted(records, key=lambda r: (r.dataset, r.scene, r.method, r.preset, mode_sort_key(r.mode),
                                              feature_sort_key(r.feature), r.iteration or 0)):
         rows.append([r.dataset, r.scene, r.n_views, r.mode, r.method, r.feature, display_name(r.feature), r.preset,
-                     r.iteration, *(r.metrics.get(k) for k in METRIC_KEYS), r.num_views, r.num_views_scored,
-                     r.train_seconds,
+                     r.iteration, *(r.metrics.get(k) for k in METRIC_KEYS), *(r.metrics.get(k) for k in EXTRA_KEYS),
+                     r.num_views, r.num_views_scored, r.train_seconds,
                      r.total_seconds, r.peak_memory_mb, r.n_gaussians, r.seed, r.random_weights, r.status,
-                     " ".join(r.steps_done), r.error, r.job_dir])
+                     " ".join(r.steps_done), r.error, r.pose_note, r.metrics3d_note, r.job_dir])
     write(out / "jobs.csv", _csv_text(JOB_COLUMNS, rows))
     write(out / "missing.md", _missing_md(records, absent))
 
@@ -413,6 +651,9 @@ def report(results_root: str | Path, out_dir: str | Path, published_csv: str | P
                   "[missing.md](missing.md)):", ""]
         index += [f"- `{r.job_dir}`: {r.error}" for r in degenerate] + [""]
 
+    extra = _extra_sections(records, expected, tables, masked, out, write)
+    index += extra.pop("index")
+
     pub_path = Path(published_csv) if published_csv is not None else DEFAULT_PUBLISHED
     if published_csv is not None or pub_path.is_file():
         cmp_rows = compare(tables, load_published(pub_path))
@@ -424,4 +665,4 @@ def report(results_root: str | Path, out_dir: str | Path, published_csv: str | P
     write(out / "report.md", "\n".join(index) + "\n")
     return ReportResult(out, len(finals), sum(r.status == STATUS_UNFINISHED for r in records),
                         sum(r.status == STATUS_UNREADABLE for r in records), len(absent), files, tables, unranked,
-                        len(degenerate))
+                        len(degenerate), **extra)

@@ -6,6 +6,10 @@ SSIM/LPIPS 4 (leading 0 stripped). The best value per column is bold. A cell who
 marked ``*`` and footnoted with its scene count; a cell whose jobs scored only some of their test views is
 marked ``‡``. Tables of jobs that must not be ranked (random weights) are built with ``ranked=False``: no ranks,
 no bold, no colours, every cell marked ``†``.
+
+The same tables hold the 3D metrics (``Acc``/``Comp``/``Dist`` ×1000, 3 decimals, as the paper) and the pose
+accuracy (``ATE``, ``RPE_trans``, ``RPE_rot``), all lower-is-better; ``<metric>_initial`` columns (the step-1
+values) take their metric's direction and precision.
 """
 
 from __future__ import annotations
@@ -15,14 +19,24 @@ from dataclasses import dataclass, field
 from feat2gs.sweep.collect import MODE_NAMES, display_name
 
 METRICS = ("PSNR", "SSIM", "LPIPS")
-HIGHER_IS_BETTER = {"PSNR": True, "SSIM": True, "LPIPS": False}
-DECIMALS = {"PSNR": 2, "SSIM": 4, "LPIPS": 4}
+METRICS_3D = ("Acc", "Comp", "Dist")  # ×1000, as the paper
+POSE_METRICS = ("ATE", "RPE_trans", "RPE_rot")
+HIGHER_IS_BETTER = {"PSNR": True, "SSIM": True, "LPIPS": False, "Acc": False, "Acc_med": False, "Comp": False,
+                    "Comp_med": False, "Dist": False, "Dist_med": False, "ATE": False, "RPE_trans": False,
+                    "RPE_rot": False}
+DECIMALS = {"PSNR": 2, "SSIM": 4, "LPIPS": 4, "Acc": 3, "Acc_med": 3, "Comp": 3, "Comp_med": 3, "Dist": 3,
+            "Dist_med": 3, "ATE": 4, "RPE_trans": 4, "RPE_rot": 3}
+STRIP_ZERO = ("SSIM", "LPIPS")  # printed without the leading 0 (".7450"), as the paper
 ARROWS = {True: "↑", False: "↓"}
 GREEN, YELLOW, RED = (0x90, 0xC0, 0x60), (0xFF, 0xF0, 0xD0), (0xFF, 0xD0, 0xD0)
 
 
 def base_metric(metric: str) -> str:
-    return metric.replace("_masked", "")
+    """``PSNR_masked`` -> ``PSNR``, ``ATE_initial`` -> ``ATE``: the metric whose direction and precision apply."""
+    for suffix in ("_masked", "_initial"):
+        if metric.endswith(suffix):
+            return metric[: -len(suffix)]
+    return metric
 
 
 @dataclass
@@ -40,7 +54,7 @@ class Cell:
 
 def format_value(value: float, metric: str, strip_zero: bool = True) -> str:
     text = f"{value:.{DECIMALS[base_metric(metric)]}f}"
-    if strip_zero and base_metric(metric) != "PSNR":
+    if strip_zero and base_metric(metric) in STRIP_ZERO:
         text = text.replace("0.", ".", 1) if text.startswith("0.") else text.replace("-0.", "-.", 1)
     return text
 
