@@ -1,27 +1,23 @@
 """The MET3R conformance fixture (``$FEAT2GS_FIXTURES/met3r``, default ``../shared/fixtures`` beside the repository)
-and the tiny networks it was made with, loaded into our modules."""
+and the tiny networks it was made with, loaded into our modules. What the set holds (cases, which tensors each
+case records) is read from its own files, so the tests run unchanged on another valid fixture set."""
 
 from __future__ import annotations
 
 import functools
 import json
 import os
-from pathlib import Path
 
 import pytest
 import torch
 
+from tests.init._fixtures import ENV_VAR, FIXTURES_ROOT, tiny_kwargs, tiny_overrides
 
-def fixture_root() -> Path:
-    env = os.environ.get("FEAT2GS_FIXTURES")
-    return Path(env).expanduser() if env else Path(__file__).resolve().parents[3] / "shared" / "fixtures"
-
-
-MET3R = fixture_root() / "met3r"
-DUST3R = fixture_root() / "dust3r"
+MET3R = FIXTURES_ROOT / "met3r"
+# Skipped only when the default location is absent; a root named by $FEAT2GS_FIXTURES must hold the set.
 requires_met3r_fixture = pytest.mark.skipif(
-    not (MET3R / "met3r_fixture.safetensors").is_file() or not (DUST3R / "dust3r_tiny_config.json").is_file(),
-    reason=f"MET3R conformance fixture not found under {fixture_root()} (set $FEAT2GS_FIXTURES)")
+    not MET3R.is_dir() and not os.environ.get(ENV_VAR),
+    reason=f"MET3R conformance fixture not found at {MET3R} (set ${ENV_VAR} to the fixtures root)")
 
 
 @functools.lru_cache(maxsize=None)
@@ -56,18 +52,14 @@ def tiny_parts():
 
 
 def tiny_dust3r(depth_bias: float | None = None):
-    """The shared tiny DUSt3R (inference variant) with the fixture's +1 depth-bias change (``depth_bias``)."""
+    """The shared tiny DUSt3R (inference variant) with the MET3R fixture's depth-bias change (``depth_bias``
+    overrides the amount added)."""
     from safetensors.torch import load_file
 
     from feat2gs.init.dust3r import Dust3rNet, config_from_kwargs
 
-    cfg_meta = json.loads((DUST3R / "dust3r_tiny_config.json").read_text())
-    o = cfg_meta["head_factory_overrides"]
-    cfg = config_from_kwargs(cfg_meta["constructor_kwargs_inference_variant"], None, inference=False,
-                             overrides={"dpt_feature_dim": o["feature_dim"], "dpt_last_dim": o["last_dim"],
-                                        "dpt_layer_dims": tuple(o["layer_dims"]),
-                                        "local_feat_hidden_factor": o["hidden_dim_factor"]})
-    sd = load_file(str(DUST3R / "dust3r_tiny_state_dict.safetensors"))
+    cfg = config_from_kwargs(tiny_kwargs("dust3r"), None, inference=False, overrides=tiny_overrides("dust3r"))
+    sd = load_file(str(FIXTURES_ROOT / "dust3r" / "dust3r_tiny_state_dict.safetensors"))
     bias = meta()["dust3r_depth_bias"]
     shift = bias["added"] if depth_bias is None else depth_bias
     for key in bias["keys"]:
@@ -76,6 +68,20 @@ def tiny_dust3r(depth_bias: float | None = None):
     net = Dust3rNet(cfg).eval()
     net.load_state_dict(sd, strict=True)
     return net
+
+
+def tensor_names(file: str = "met3r_fixture.safetensors") -> list[str]:
+    return [t["name"] for t in meta()["tensor_index"][file]]
+
+
+def cases() -> list[str]:
+    return list(meta()["cases"])
+
+
+def cases_with(name: str) -> list[str]:
+    """Cases that record tensor ``<case>.<name>``."""
+    names = set(tensor_names())
+    return [c for c in cases() if f"{c}.{name}" in names]
 
 
 def tiny_met3r(img_size: int | None = 64, radius: float = 0.01, depth_bias: float | None = None,
