@@ -30,7 +30,10 @@ Dataset = Annotated[str, typer.Option("--dataset", help="dataset name in dataset
 Scene = Annotated[str, typer.Option("--scene", help="scene name in dataset_split.json")]
 Feature = Annotated[str, typer.Option(
     "--feature", "-f", help="feature string, e.g. iuvrgb, dino_b16-iuvrgb or mymodule:extract (your own model)")]
-Mode = Annotated[str, typer.Option("--mode", "-M", help="probing mode: G T A Gft Tft Aft")]
+Mode = Annotated[str, typer.Option("--mode", "-M", help="probing mode: G T A Gft Tft Aft, or instantsplat (baseline)")]
+JobFeature = Annotated[Optional[str], typer.Option(
+    "--feature", "-f", help="feature string, e.g. iuvrgb, dino_b16-iuvrgb or mymodule:extract (none for "
+    "-M instantsplat)")]
 Out = Annotated[Path, typer.Option("--out", "-o", help="output root (jobs go to <out>/eval/...)")]
 Preset = Annotated[str, typer.Option("--preset", help=f"settings preset: {', '.join(PRESETS)}")]
 ConfigFile = Annotated[Optional[Path], typer.Option(
@@ -125,7 +128,8 @@ def init(data_root: DataRoot, dataset: Dataset, scene: Scene, feature: Feature, 
 
 
 @app.command()
-def train(data_root: DataRoot, dataset: Dataset, scene: Scene, feature: Feature, mode: Mode, out: Out,
+def train(data_root: DataRoot, dataset: Dataset, scene: Scene, mode: Mode, out: Out,
+          feature: JobFeature = None,
           preset: Preset = "protocol", config: ConfigFile = None, method: Method = None, feat_dim: FeatDim = None,
           set_: Sets = None, force: Force = False, device: Device = None, backend: Backend = None,
           checkpoint: Checkpoint = None, random_weights: RandomWeights = False,
@@ -155,7 +159,8 @@ def init_test_pose(data_root: DataRoot, dataset: Dataset, scene: Scene, preset: 
 
 
 @app.command()
-def render(data_root: DataRoot, dataset: Dataset, scene: Scene, feature: Feature, mode: Mode, out: Out,
+def render(data_root: DataRoot, dataset: Dataset, scene: Scene, mode: Mode, out: Out,
+           feature: JobFeature = None,
            preset: Preset = "protocol", config: ConfigFile = None, method: Method = None, feat_dim: FeatDim = None,
            set_: Sets = None, force: Force = False, device: Device = None, backend: Backend = None,
            checkpoint: Checkpoint = None, random_weights: RandomWeights = False,
@@ -166,7 +171,8 @@ def render(data_root: DataRoot, dataset: Dataset, scene: Scene, feature: Feature
 
 
 @app.command()
-def metrics(data_root: DataRoot, dataset: Dataset, scene: Scene, feature: Feature, mode: Mode, out: Out,
+def metrics(data_root: DataRoot, dataset: Dataset, scene: Scene, mode: Mode, out: Out,
+            feature: JobFeature = None,
             preset: Preset = "protocol", config: ConfigFile = None, method: Method = None, feat_dim: FeatDim = None,
             set_: Sets = None, force: Force = False, device: Device = None, backend: Backend = None,
             checkpoint: Checkpoint = None, random_weights: RandomWeights = False,
@@ -178,10 +184,12 @@ def metrics(data_root: DataRoot, dataset: Dataset, scene: Scene, feature: Featur
 
 
 @app.command()
-def video(data_root: DataRoot, dataset: Dataset, scene: Scene, feature: Feature, mode: Mode, out: Out,
+def video(data_root: DataRoot, dataset: Dataset, scene: Scene, mode: Mode, out: Out,
+          feature: JobFeature = None,
           preset: Preset = "protocol", config: ConfigFile = None, method: Method = None, feat_dim: FeatDim = None,
           set_: Sets = None,
-          trajectory: Annotated[Optional[str], typer.Option(help="arc spiral lemniscate wander ellipse interpolated")] = None,
+          trajectory: Annotated[Optional[str], typer.Option(
+              help="arc spiral lemniscate wander ellipse interpolated")] = None,
           depth_normal: Annotated[bool, typer.Option(help="also write depth and normal videos")] = False,
           force: Force = False, device: Device = None, backend: Backend = None, checkpoint: Checkpoint = None,
           random_weights: RandomWeights = False, feature_checkpoint: FeatureCheckpoints = None,
@@ -196,7 +204,8 @@ def video(data_root: DataRoot, dataset: Dataset, scene: Scene, feature: Feature,
 
 
 @app.command("eval")
-def eval_cmd(data_root: DataRoot, dataset: Dataset, scene: Scene, feature: Feature, mode: Mode, out: Out,
+def eval_cmd(data_root: DataRoot, dataset: Dataset, scene: Scene, mode: Mode, out: Out,
+             feature: JobFeature = None,
              preset: Preset = "protocol", config: ConfigFile = None, method: Method = None, feat_dim: FeatDim = None,
              set_: Sets = None, force: Force = False, device: Device = None, backend: Backend = None,
              no_video: Annotated[bool, typer.Option("--no-video", help="skip step 6")] = False,

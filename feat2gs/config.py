@@ -39,6 +39,8 @@ class InitConfig:
     pca: str = "exact"  # exact (deterministic, sign-fixed) | lowrank (torch.pca_lowrank, seeded; the reference's)
     vis_feat: bool = True  # write the feature visualisation PNG
     truncate_colors: bool = False  # 8-bit point colours truncated as the reference (default: rounded)
+    perturb_rot_deg: float = 0.0  # gt method: perturb the training cameras (not the points) by this rotation ...
+    perturb_trans: float = 0.0  # ... and this translation (scene units): a test of the joint pose optimisation
     seed: int = 0
 
 
@@ -68,8 +70,25 @@ class TrainConfig:
     scale_reg_weight: float = 0.1  # L1(log-scale, initial) for iuv/iuvrgb only
     ft_render_phase: bool = True  # ft modes keep fine-tuning features after the warm start (reference: False)
     ft_detach_rest: bool = False  # ft modes: the f_rest head reads detached features (reference: True)
+    noise_std: float = 0.0  # seeded Gaussian noise on the initial positions, std noise_std/1000 (DTU protocol: 10)
     seed: int = 0
     log_every: int = 10
+
+
+@dataclass
+class InstantSplatConfig:
+    """The InstantSplat baseline (``-M instantsplat``): every Gaussian parameter free, no warm start, its own
+    learning rates (3DGS defaults); pose learning rates, SH degree, loss, resolution and seed come from ``train``."""
+
+    iterations: int = 7000
+    position_lr_init: float = 1.6e-4  # times the scene extent
+    position_lr_final: float = 1.6e-6
+    position_lr_max_steps: int = 30000
+    feature_lr: float = 2.5e-3  # f_dc
+    feature_sh_lr: float = 1.25e-4  # f_rest
+    opacity_lr: float = 0.05
+    scaling_lr: float = 5e-3
+    rotation_lr: float = 1e-3
 
 
 @dataclass
@@ -82,6 +101,7 @@ class EvalConfig:
     mask_depth_atol: float = 1e-2  # depth-consistency tolerance of the visibility masks
     min_visible_fraction: float = 0.01  # a test view with less of its mask visible is not scored (metrics null)
     test_pose_focal: str = "train"  # dust3r/mast3r step 3: train (joint run keeps the training focal) | estimated
+    depth_normal: bool = False  # step 4 also writes test/ours_<it>/{depth,normal}/ (PNG) and raw depth (.npy)
     lpips: bool = True
     seed: int = 0
 
@@ -116,6 +136,7 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     video: VideoConfig = field(default_factory=VideoConfig)
+    instantsplat: InstantSplatConfig = field(default_factory=InstantSplatConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -129,6 +150,7 @@ def _quick() -> ExperimentConfig:
         preset="quick",
         init=InitConfig(image_size=64),
         train=TrainConfig(iterations=600, warm_iterations=300, resolution=64, pose_lr_max_steps=100),
+        instantsplat=InstantSplatConfig(iterations=525),  # 7/8 of the quick Feat2GS job, as 7000/8000
         eval=EvalConfig(test_pose_iterations=60),
         video=VideoConfig(n_frames=48, resolution=128),
     )
@@ -255,6 +277,7 @@ RULES: dict[type, dict[str, tuple[Callable[[Any], bool], str]]] = {
         "backbone_max_pixels": POSITIVE,
         "pca": _one_of("exact", "lowrank"), "autocast": _one_of(None, "bf16", "fp16"), "device": DEVICE,
         "mast3r_alignment": _one_of("sparse", "dense"), "seed": NON_NEGATIVE,
+        "perturb_rot_deg": NON_NEGATIVE, "perturb_trans": NON_NEGATIVE,
     },
     TrainConfig: {
         "iterations": POSITIVE, "warm_iterations": NON_NEGATIVE, "resolution": OPTIONAL_POSITIVE,
@@ -262,7 +285,12 @@ RULES: dict[type, dict[str, tuple[Callable[[Any], bool], str]]] = {
                                            "feature_lr", "feature_sh_lr", "opacity_lr", "scaling_lr", "rotation_lr",
                                            "pc_feat_lr", "pose_lr_init", "pose_lr_final", "scale_reg_weight")},
         "position_lr_max_steps": POSITIVE, "pose_lr_max_steps": POSITIVE, "lambda_dssim": FRACTION,
-        "seed": NON_NEGATIVE, "log_every": POSITIVE,
+        "seed": NON_NEGATIVE, "log_every": POSITIVE, "noise_std": NON_NEGATIVE,
+    },
+    InstantSplatConfig: {
+        "iterations": POSITIVE, "position_lr_max_steps": POSITIVE,
+        **{name: NON_NEGATIVE for name in ("position_lr_init", "position_lr_final", "feature_lr", "feature_sh_lr",
+                                           "opacity_lr", "scaling_lr", "rotation_lr")},
     },
     EvalConfig: {
         "test_pose_iterations": NON_NEGATIVE, "test_pose_lr_t": NON_NEGATIVE, "test_pose_lr_q": NON_NEGATIVE,
@@ -289,7 +317,8 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     from feat2gs.render.sh import MAX_SH_DEGREE
     from feat2gs.video.trajectories import TRAJECTORIES
 
-    sections = {"": cfg, "init.": cfg.init, "train.": cfg.train, "eval.": cfg.eval, "video.": cfg.video}
+    sections = {"": cfg, "init.": cfg.init, "train.": cfg.train, "eval.": cfg.eval, "video.": cfg.video,
+                "instantsplat.": cfg.instantsplat}
     for prefix, section in sections.items():
         types = _field_types(type(section))
         for f in dataclasses.fields(section):
@@ -333,7 +362,8 @@ def config_from_dict(data: dict[str, Any]) -> ExperimentConfig:
     if unknown:
         raise ConfigError(f"unknown setting(s) {', '.join(unknown)} (valid: {', '.join(sorted(top))})")
     sections = {}
-    for name, cls in (("init", InitConfig), ("train", TrainConfig), ("eval", EvalConfig), ("video", VideoConfig)):
+    for name, cls in (("init", InitConfig), ("train", TrainConfig), ("eval", EvalConfig), ("video", VideoConfig),
+                      ("instantsplat", InstantSplatConfig)):
         values = data.get(name) or {}
         if not isinstance(values, dict):
             raise ConfigError(f"{name}: expected a mapping of settings, got {values!r}")
@@ -379,14 +409,18 @@ def parse_feature_checkpoints(text: str | None) -> dict[str, str]:
 # setting added later cannot be forgotten by the keys and silently reuse stale outputs.
 STEP_SETTINGS: dict[str, tuple[str, ...]] = {
     "geometry": ("init.method", "init.image_size", "init.checkpoint", "init.random_weights", "init.autocast",
-                 "init.align_iterations", "init.mast3r_alignment"),  # step 1's geometry, shared by all features
+                 "init.align_iterations", "init.mast3r_alignment", "init.perturb_rot_deg",
+                 "init.perturb_trans"),  # step 1's geometry, shared by all features
     "features": ("init.feature_checkpoints", "init.feat_dim", "init.pca", "init.seed", "init.truncate_colors",
                  "init.vis_feat"),  # step 1's features (plus the geometry)
     "test_pose": ("eval.perturb_rot_deg", "eval.perturb_trans", "eval.mask_depth_atol", "eval.seed",
                   "eval.test_pose_focal"),  # step 3 (plus the geometry)
     "train": ("train.*", "backend"),
-    "render": ("eval.test_pose_iterations", "eval.test_pose_lr_t", "eval.test_pose_lr_q", "train.resolution",
-               "train.white_background", "backend"),
+    "train_instantsplat": ("instantsplat.*", "train.resolution", "train.sh_degree", "train.white_background",
+                           "train.optim_pose", "train.pose_lr_init", "train.pose_lr_final", "train.pose_lr_max_steps",
+                           "train.lambda_dssim", "train.noise_std", "train.seed", "train.log_every", "backend"),
+    "render": ("eval.test_pose_iterations", "eval.test_pose_lr_t", "eval.test_pose_lr_q", "eval.depth_normal",
+               "train.resolution", "train.white_background", "backend"),
     "metrics": ("eval.lpips", "eval.min_visible_fraction"),
     "video": ("video.*", "backend"),
 }
@@ -403,7 +437,8 @@ def _setting_names(cfg: ExperimentConfig, pattern: str) -> list[str]:
 
 def get_setting(cfg: Any, name: str) -> Any:
     """A setting by dotted name from the whole config, or from the section it belongs to."""
-    section = {InitConfig: "init", TrainConfig: "train", EvalConfig: "eval", VideoConfig: "video"}.get(type(cfg))
+    section = {InitConfig: "init", TrainConfig: "train", EvalConfig: "eval", VideoConfig: "video",
+               InstantSplatConfig: "instantsplat"}.get(type(cfg))
     parts = name.split(".")
     if section is not None:
         if parts[0] != section:

@@ -7,6 +7,7 @@ killed job never looks complete and a rerun finishes it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -21,24 +22,31 @@ from PIL import Image
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from feat2gs.config import ExperimentConfig, fingerprint, step_settings
+from feat2gs.config import ExperimentConfig, TrainConfig, fingerprint, step_settings
 from feat2gs.data.colmap import read_colmap_model
 from feat2gs.data.images import load_image, render_size, resize_to
 from feat2gs.data.layout import SceneLayout
 from feat2gs.evaluate.lpips_vgg import load_lpips_vgg
+from feat2gs.evaluate.accuracy import format_pose_eval, point_cloud_errors, pose_errors
 from feat2gs.evaluate.metrics import METRIC_NAMES, image_metrics, summarise
 from feat2gs.evaluate.refine import refine_test_pose
 from feat2gs.evaluate.test_pose import load_mask, run_init_test_pose
 from feat2gs.features import parse_feature_string
+from feat2gs.errors import ConfigError, DatasetError
 from feat2gs.gaussians import ProbeMode, get_mode, load_gaussians, write_gaussian_ply
+from feat2gs.gaussians.initial import noised_positions
+from feat2gs.gaussians.modes import BASELINE_FEATURE
+from feat2gs.gaussians.ply import read_gaussian_ply
+from feat2gs.init.gt import gt_cameras
 from feat2gs.init.step import canonical_feature_string, load_step1, run_init, step1_ready
-from feat2gs.integrity import folder_signature, read_manifest, record_outputs, signature, verify
+from feat2gs.integrity import file_digest, folder_signature, read_manifest, record_outputs, signature, verify
 from feat2gs.io import (atomic_dir, atomic_save, atomic_save_npy, atomic_write_json, atomic_write_text, ensure_writable_dir,
                         file_lock, remove_all_temps)
 from feat2gs.render import RenderSettings, rasterize
 from feat2gs.runinfo import device_info, peak_memory_mb, resolve_device, versions
 from feat2gs.train import train_readout
 from feat2gs.train.views import load_views
+from feat2gs.video.writer import depth_normal_frames
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +67,15 @@ class Job:
     _verified: dict[str, str] = field(default_factory=dict, init=False, repr=False)  # step -> key checked here
 
     @classmethod
-    def create(cls, data_root: str | Path, dataset: str, scene: str, feature: str, mode: str,
+    def create(cls, data_root: str | Path, dataset: str, scene: str, feature: str | None, mode: str,
                cfg: ExperimentConfig, out_root: str | Path, progress: bool = True) -> "Job":
-        feat_string = canonical_feature_string(feature)
+        """``feature`` is the feature string; a baseline mode (``instantsplat``) reads none (``None``)."""
         probe = get_mode(mode)
+        if not probe.needs_feature:
+            feature = BASELINE_FEATURE
+        elif not feature:
+            raise ConfigError(f"mode {probe.name} needs a feature string (--feature/-f), e.g. -f iuvrgb")
+        feat_string = canonical_feature_string(feature)
         layout = SceneLayout.open(data_root, dataset, scene)
         return cls(layout, feat_string, probe, cfg, Path(out_root), progress)
 
@@ -72,8 +85,20 @@ class Job:
                                    self.cfg.preset)
 
     @property
+    def train_settings(self) -> TrainConfig:
+        """What the trainer runs with: ``train``, or for the baseline its own section over the shared settings."""
+        if self.mode.needs_feature:
+            return self.cfg.train
+        b = self.cfg.instantsplat
+        return dataclasses.replace(
+            self.cfg.train, iterations=b.iterations, warm_iterations=0, position_lr_init=b.position_lr_init,
+            position_lr_final=b.position_lr_final, position_lr_max_steps=b.position_lr_max_steps,
+            feature_lr=b.feature_lr, feature_sh_lr=b.feature_sh_lr, opacity_lr=b.opacity_lr, scaling_lr=b.scaling_lr,
+            rotation_lr=b.rotation_lr)
+
+    @property
     def iteration(self) -> int:
-        return self.cfg.train.iterations
+        return self.train_settings.iterations
 
     @property
     def test_dir(self) -> Path:
@@ -103,7 +128,8 @@ class Job:
     def _mark(self, step: str, key: str, info: dict) -> None:
         rec = self.record()
         rec.update({"dataset": self.layout.dataset, "scene": self.layout.scene, "n_views": self.layout.n_views,
-                    "mode": self.mode.name, "method": self.cfg.init.method, "feature": self.feat_string,
+                    "mode": self.mode.name, "method": self.cfg.init.method,
+                    "feature": self.feat_string if self.mode.needs_feature else self.mode.name,
                     "preset": self.cfg.preset, "seed": self.cfg.train.seed, "versions": versions(),
                     **device_info(self.device)})
         rec.setdefault("steps", {})[step] = {"key": key, **info}
@@ -152,8 +178,8 @@ class Job:
         return run_init(self.layout, self.cfg.init, self.feat_string, progress=self.progress)
 
     def train_key(self, step1: Path) -> str:
-        return fingerprint({"step1": folder_signature(step1), "mode": self.mode.name,
-                            **step_settings(self.cfg, "train")})
+        reads = "train" if self.mode.needs_feature else "train_instantsplat"
+        return fingerprint({"step1": folder_signature(step1), "mode": self.mode.name, **step_settings(self.cfg, reads)})
 
     def train_outputs(self) -> list[Path]:
         files = [self.ply_path, self.dir / "pose" / "pose_org.npy", self.dir / "pose" / f"pose_{self.iteration}.npy",
@@ -170,9 +196,9 @@ class Job:
             names = data["manifest"]["names"]
             views = load_views(step1, self.layout.train_images_dir, names, self.cfg.train.resolution, self.device)
             specs = parse_feature_string(self.feat_string)
-            scale_regularised = len(specs) == 1 and specs[0].scale_regularised
+            scale_regularised = self.mode.needs_feature and len(specs) == 1 and specs[0].scale_regularised
             result = train_readout(data["points"], data["colors"], data["features"], views, self.mode,
-                                   scale_regularised, self.cfg.train, self.device, self.cfg.backend, self.progress)
+                                   scale_regularised, self.train_settings, self.device, self.cfg.backend, self.progress)
             write_gaussian_ply(self.ply_path, result.raw)
             if result.features is not None:  # ft modes: keep the fine-tuned per-Gaussian features
                 feats = {"features": result.features.to(torch.float16).contiguous()}
@@ -209,10 +235,11 @@ class Job:
         def body() -> dict:
             device = self.device
             gaussians, sh_degree = load_gaussians(self.ply_path, device)
+            ev = self.cfg.eval
             bg = (1.0, 1.0, 1.0) if self.cfg.train.white_background else (0.0, 0.0, 0.0)
             settings = RenderSettings(sh_degree=sh_degree, background=bg)
+            final = dataclasses.replace(settings, render_mode="RGB+ED" if ev.depth_normal else "RGB")
             cameras = {c.name: c for c in read_colmap_model(test_pose)}
-            ev = self.cfg.eval
             poses, summary = {}, {}
             with atomic_dir(self.test_dir) as tmp:
                 for sub in ("renders", "gt", "masks"):
@@ -228,8 +255,14 @@ class Job:
                                                K, w, h, gt, mask, ev.test_pose_iterations, ev.test_pose_lr_t,
                                                ev.test_pose_lr_q, settings, self.cfg.backend)
                     with torch.no_grad():
-                        out = rasterize(gaussians, refined.viewmat, K, w, h, settings, backend=self.cfg.backend)
+                        out = rasterize(gaussians, refined.viewmat, K, w, h, final, backend=self.cfg.backend)
                     stem = Path(name).stem
+                    if ev.depth_normal:  # colourised PNGs to look at, raw float depth to measure
+                        depth_rgb, normal_rgb = depth_normal_frames(out, refined.viewmat, K)
+                        for sub, image in (("depth", depth_rgb), ("normal", normal_rgb)):
+                            (tmp / sub).mkdir(exist_ok=True)
+                            Image.fromarray(image).save(tmp / sub / f"{stem}.png")
+                        np.save(tmp / "depth" / f"{stem}.npy", out.depth[..., 0].cpu().numpy().astype(np.float32))
                     _save_png(tmp / "renders" / f"{stem}.png", out.image)
                     _save_png(tmp / "gt" / f"{stem}.png", gt)
                     Image.fromarray((mask.cpu().numpy() * 255).astype(np.uint8)).save(tmp / "masks" / f"{stem}.png")
@@ -248,8 +281,13 @@ class Job:
         ev = self.cfg.eval
         lpips_model, lpips_message = (load_lpips_vgg(self.device) if ev.lpips
                                       else (None, "LPIPS disabled (eval.lpips=false)"))
-        key = fingerprint({"render": self.outputs_signature("render"), "lpips_available": lpips_model is not None,
+        key = fingerprint({"render": self.outputs_signature("render"), "train": self.outputs_signature("train"),
+                           "lpips_available": lpips_model is not None, "gt_cameras": self._gt_cameras_digest(),
                            **step_settings(self.cfg, "metrics")})
+        outputs = [self.dir / "results.json", self.dir / "per_view.json",
+                   self.test_dir.parent / f"metrics_{self.iteration}.txt"]
+        if self.cfg.init.method == "gt":
+            outputs.append(self.dir / "3d_metrics.json")
 
         def body() -> dict:
             per_view = {}
@@ -263,11 +301,17 @@ class Job:
                     log.warning("test view %s: %s; its metrics are null", name, per_view[name].reason)
             summary = summarise(per_view)
             tag = f"ours_{self.iteration}"
+            pose, pose_note = self._pose_accuracy()
             result = {**summary.means, "num_views": len(per_view), "num_views_scored": summary.num_scored,
                       "status": summary.status, "status_reason": summary.reason,
                       "min_visible_fraction": ev.min_visible_fraction, "null_reasons": summary.null_reasons,
                       "lpips_net": "vgg (v0.1)", "lpips_note": lpips_message,
-                      "random_weights": bool((read_manifest(self.step1) or {}).get("random_weights", False))}
+                      "random_weights": bool((read_manifest(self.step1) or {}).get("random_weights", False)),
+                      "pose": pose, **({"pose_note": pose_note} if pose_note else {})}
+            if pose is not None:
+                atomic_write_text(self.dir / "pose" / "pose_eval.txt", format_pose_eval(pose))
+            if self.cfg.init.method == "gt":
+                atomic_write_json(self.dir / "3d_metrics.json", self._geometry_accuracy(tag))
             atomic_write_json(self.dir / "results.json", {tag: result})
             keys = list(METRIC_NAMES) + ["mask_fraction"]
             atomic_write_json(self.dir / "per_view.json", {tag: {
@@ -282,8 +326,38 @@ class Job:
                 log.warning(lpips_message)
             return {"status": summary.status, **{k: summary.means[k] for k in ("PSNR", "SSIM", "LPIPS", "PSNR_masked")}}
 
-        return self._run("metrics", key, [self.dir / "results.json", self.dir / "per_view.json",
-                                          self.test_dir.parent / f"metrics_{self.iteration}.txt"], body, force)
+        return self._run("metrics", key, outputs, body, force)
+
+    def _gt_cameras_digest(self) -> str | None:
+        files = [self.layout.gt_dir / n for n in ("cameras.txt", "images.txt")]
+        return fingerprint([file_digest(f) for f in files]) if all(f.is_file() for f in files) else None
+
+    def _pose_accuracy(self) -> tuple[dict | None, str | None]:
+        """Camera-pose errors against the scene's ground-truth cameras, or (None, why not)."""
+        if self._gt_cameras_digest() is None:
+            return None, f"no ground-truth cameras ({self.layout.gt_dir}/cameras.txt, images.txt)"
+        if self.layout.n_views < 3:
+            return None, f"pose accuracy needs 3 or more training views, the scene has {self.layout.n_views}"
+        train_names, test_names = list(self.layout.train_names), list(self.layout.test_names)
+        try:
+            gt = {c.name: c.w2c for c in gt_cameras(self.layout, train_names + test_names)}
+        except DatasetError as exc:
+            return None, str(exc)
+        poses = json.loads((self.test_dir / "test_poses.json").read_text())
+        return pose_errors(
+            np.load(self.dir / "pose" / f"pose_{self.iteration}.npy"), np.load(self.dir / "pose" / "pose_org.npy"),
+            np.stack([gt[n] for n in train_names]),
+            np.array([poses[n]["refined_w2c"] for n in test_names]), np.array([poses[n]["initial_w2c"] for n in test_names]),
+            np.stack([gt[n] for n in test_names])), None
+
+    def _geometry_accuracy(self, tag: str) -> dict:
+        """The trained Gaussian centres and the (noised) initial positions against the known geometry (gt init)."""
+        gt = load_step1(self.step1)["points"].double().numpy()
+        trained = read_gaussian_ply(self.ply_path)["xyz"].double().numpy()
+        ts = self.train_settings
+        initial = noised_positions(torch.from_numpy(gt), ts.noise_std, ts.seed).numpy()
+        return {tag: {"threshold_0.0": point_cloud_errors(trained, gt)},
+                "initial": {"threshold_0.0": point_cloud_errors(initial, gt)}}
 
     @staticmethod
     def _read(path: Path) -> torch.Tensor:
@@ -301,7 +375,8 @@ class Job:
             train_w2c = np.load(self.dir / "pose" / f"pose_{self.iteration}.npy")
             template = read_colmap_model(self.step1)[0]
             return render_trajectory_video(self.ply_path, train_w2c, template, vc, self.cfg.train.resolution, self.dir,
-                                           target, self.device, self.cfg.backend, self.progress)
+                                           target, self.device, self.cfg.backend, self.progress,
+                                           scene_key=(self.layout.dataset, self.layout.scene))
 
         return self._run(f"video_{vc.trajectory}", key, video_outputs(self.dir, target, vc), body, force)
 

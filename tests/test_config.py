@@ -151,7 +151,7 @@ def test_every_setting_is_read_by_declared_steps_or_declared_unread():
 
     cfg = make_config("quick")
     names = [f.name for f in dataclasses.fields(ExperimentConfig) if not dataclasses.is_dataclass(getattr(cfg, f.name))]
-    for section in ("init", "train", "eval", "video"):
+    for section in ("init", "train", "eval", "video", "instantsplat"):
         names += [f"{section}.{f.name}" for f in dataclasses.fields(getattr(cfg, section))]
     base = {step: step_settings(cfg, step) for step in STEP_SETTINGS}
     for name in names:

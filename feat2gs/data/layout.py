@@ -17,6 +17,7 @@ from pathlib import Path
 
 from feat2gs.data.images import IMAGE_EXTENSIONS
 from feat2gs.errors import DatasetError
+from feat2gs.gaussians.modes import BASELINE_MODE as BASELINE
 
 PROTOCOL_IMAGE_SIZE = 512
 SPLIT_FILE = "dataset_split.json"
@@ -60,19 +61,28 @@ def merge_split(root: str | Path, dataset: str, scene: str, train: list[str], te
 def job_folder(out_root: str | Path, dataset: str, scene: str, n_views: int, mode: str, method: str, feature: str,
                preset: str) -> Path:
     """``<out>/eval/<Dataset>/<scene>/<N>_views/feat2gs-<mode>[@<preset>]/<method>/<feature>/`` (``@<preset>`` for
-    every preset but ``protocol``, so quick runs never overwrite protocol results). The one place a job's folder is
+    every preset but ``protocol``, so quick runs never overwrite protocol results); the InstantSplat baseline, which
+    reads no feature, in ``.../instantsplat[@<preset>]/<method>/`` as the reference. The one place a job's folder is
     made; :func:`parse_job_folder` reads it back."""
-    folder = f"feat2gs-{mode}" if preset == "protocol" else f"feat2gs-{mode}@{preset}"
-    return Path(out_root) / "eval" / dataset / scene / f"{n_views}_views" / folder / method / feature
+    suffix = "" if preset == "protocol" else f"@{preset}"
+    views = Path(out_root) / "eval" / dataset / scene / f"{n_views}_views"
+    if mode == BASELINE:
+        return views / f"{BASELINE}{suffix}" / method
+    return views / f"feat2gs-{mode}{suffix}" / method / feature
 
 
 def parse_job_folder(parts: tuple[str, ...]) -> dict | None:
-    """The six path parts under ``<out>/eval`` of a job folder -> its identity, or None when it is not one."""
-    if len(parts) != 6:
+    """The path parts under ``<out>/eval`` of a job folder -> its identity, or None when it is not one."""
+    if len(parts) == 5:  # the baseline: no feature level
+        dataset, scene, views, folder, method = parts
+        m_folder = re.fullmatch(rf"({BASELINE})(?:@(.+))?", folder)
+        feature = BASELINE
+    elif len(parts) == 6:
+        dataset, scene, views, folder, method, feature = parts
+        m_folder = re.fullmatch(r"feat2gs-([^@]+)(?:@(.+))?", folder)
+    else:
         return None
-    dataset, scene, views, folder, method, feature = parts
     m_views = re.fullmatch(r"(\d+)_views", views)
-    m_folder = re.fullmatch(r"feat2gs-([^@]+)(?:@(.+))?", folder)
     if not m_views or not m_folder:
         return None
     return {"dataset": dataset, "scene": scene, "n_views": int(m_views.group(1)), "mode": m_folder.group(1),

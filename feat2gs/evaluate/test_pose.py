@@ -23,27 +23,12 @@ from feat2gs.data.images import check_same_size, working_size
 from feat2gs.data.layout import SceneLayout
 from feat2gs.errors import DatasetError
 from feat2gs.evaluate.visibility import visibility_mask
-from feat2gs.geometry.camera import Camera
+from feat2gs.geometry.camera import Camera, perturb_w2c
 from feat2gs.geometry.similarity import apply_similarity_to_c2w, umeyama
 from feat2gs.init.gt import gt_cameras, load_depth, resize_nearest
 from feat2gs.init.step import images_digest
 from feat2gs.integrity import folder_outputs, read_manifest, reuse_folder
 from feat2gs.io import atomic_dir, atomic_write_json, file_lock, remove_all_temps
-
-
-def perturb_w2c(w2c: np.ndarray, rot_deg: float, trans: float, rng: np.random.Generator) -> np.ndarray:
-    """Rotate the camera by ``rot_deg`` about a random axis and move its centre by ``trans`` in a random direction."""
-    c2w = np.linalg.inv(w2c)
-    axis = rng.normal(size=3)
-    axis /= np.linalg.norm(axis)
-    angle = np.deg2rad(rot_deg)
-    kx = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    R = np.eye(3) + np.sin(angle) * kx + (1 - np.cos(angle)) * kx @ kx
-    direction = rng.normal(size=3)
-    direction /= np.linalg.norm(direction)
-    c2w[:3, :3] = c2w[:3, :3] @ R
-    c2w[:3, 3] = c2w[:3, 3] + trans * direction
-    return np.linalg.inv(c2w)
 
 
 def gt_test_poses(layout: SceneLayout, init_cfg: InitConfig, eval_cfg: EvalConfig) -> tuple[list[Camera], list[np.ndarray]]:

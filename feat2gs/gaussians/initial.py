@@ -21,6 +21,15 @@ def knn_log_scale(points: np.ndarray, k: int = 3) -> np.ndarray:
     return np.log(np.sqrt(d2)).astype(np.float32)
 
 
+def noised_positions(points: torch.Tensor, noise_std: float, seed: int) -> torch.Tensor:
+    """points + seeded Gaussian noise of std ``noise_std / 1000`` (the DTU protocol's ``--noise_std``: 10 = 1 cm at
+    DTU's metre scale); ``noise_std = 0`` returns the points unchanged."""
+    if noise_std == 0:
+        return points
+    gen = torch.Generator().manual_seed(seed)
+    return points + torch.randn(points.shape, generator=gen, dtype=points.dtype) * (noise_std / 1000.0)
+
+
 def initial_params(points: torch.Tensor, colors: torch.Tensor, sh_degree: int) -> dict[str, torch.Tensor]:
     """points [M, 3], colors [M, 3] in [0, 1] -> raw parameters, flat per Gaussian:
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from feat2gs.errors import ConfigError
 
+BASELINE_MODE = "instantsplat"  # the baseline's mode name, also its job folder name
 GEOMETRY = ("xyz", "scaling", "rotation", "opacity")
 TEXTURE = ("f_dc", "f_rest")
 PARAM_KEYS = GEOMETRY + TEXTURE
@@ -18,6 +19,11 @@ class ProbeMode:
     free: tuple[str, ...]  # optimised directly per Gaussian
     finetune_features: bool  # the per-Gaussian feature vectors are trainable ("ft" modes)
     description: str
+    baseline: bool = False  # reads no feature (InstantSplat): its own settings section, its own job folder
+
+    @property
+    def needs_feature(self) -> bool:
+        return not self.baseline
 
 
 MODES: dict[str, ProbeMode] = {
@@ -29,8 +35,11 @@ MODES: dict[str, ProbeMode] = {
         ProbeMode("Gft", GEOMETRY, TEXTURE, True, "as G, features fine-tuned"),
         ProbeMode("Tft", TEXTURE, GEOMETRY, True, "as T, features fine-tuned"),
         ProbeMode("Aft", PARAM_KEYS, (), True, "as A, features fine-tuned"),
+        ProbeMode(BASELINE_MODE, (), PARAM_KEYS, False, "InstantSplat baseline: every parameter free, no features, "
+                  "no warm start, the baseline's learning rates", baseline=True),
     )
 }
+BASELINE_FEATURE = "iuv"  # step 1 of a baseline job: geometry and colours only; this weight-free feature goes unused
 
 
 def get_mode(name: str) -> ProbeMode:

@@ -47,3 +47,16 @@ def look_at_w2c(position: np.ndarray, target: np.ndarray, up: np.ndarray) -> np.
     c2w = np.eye(4)
     c2w[:3, 0], c2w[:3, 1], c2w[:3, 2], c2w[:3, 3] = right, down, forward, position
     return np.linalg.inv(c2w)
+
+
+def perturb_w2c(w2c: np.ndarray, rot_deg: float, trans: float, rng: np.random.Generator) -> np.ndarray:
+    """Rotate the camera by ``rot_deg`` about a random axis and move its centre by ``trans`` in a random direction
+    (both directions drawn from ``rng``)."""
+    from scipy.spatial.transform import Rotation
+
+    c2w = np.linalg.inv(w2c)
+    axis = rng.normal(size=3)
+    direction = rng.normal(size=3)
+    c2w[:3, :3] = c2w[:3, :3] @ Rotation.from_rotvec(np.deg2rad(rot_deg) * axis / np.linalg.norm(axis)).as_matrix()
+    c2w[:3, 3] = c2w[:3, 3] + trans * direction / np.linalg.norm(direction)
+    return np.linalg.inv(c2w)

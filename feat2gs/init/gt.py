@@ -14,7 +14,7 @@ from feat2gs.data.colmap import read_colmap_model
 from feat2gs.data.images import check_same_size, load_image, resize_to, working_size
 from feat2gs.data.layout import SceneLayout
 from feat2gs.errors import DatasetError
-from feat2gs.geometry.camera import Camera
+from feat2gs.geometry.camera import Camera, perturb_w2c
 from feat2gs.init.base import InitResult, register_init
 
 
@@ -83,6 +83,9 @@ def init_gt(layout: SceneLayout, cfg: InitConfig) -> InitResult:
         depth = resize_nearest(load_depth(layout, name, w0, h0), w, h)
         points.append(unproject(depth, cam).astype(np.float32))
         valid.append(depth > 0)
+    if cfg.perturb_rot_deg or cfg.perturb_trans:  # noisy cameras around exact geometry: for pose optimisation
+        rng = np.random.default_rng(cfg.seed)
+        cameras = [c.with_pose(perturb_w2c(c.w2c, cfg.perturb_rot_deg, cfg.perturb_trans, rng)) for c in cameras]
     return InitResult(
         names=names,
         images=torch.from_numpy(np.stack(images)),

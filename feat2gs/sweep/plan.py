@@ -140,11 +140,16 @@ def validate(cfg: SweepConfig) -> tuple[list[str], list[SceneLayout]]:
 
 
 def plan(cfg: SweepConfig) -> list[JobSpec]:
-    """All jobs of the sweep, mode-major (the order of the bash driver); validates first."""
+    """All jobs of the sweep, mode-major (the order of the bash driver); validates first. A baseline mode
+    (instantsplat) reads no feature: one job per scene."""
+    from feat2gs.gaussians import get_mode
+    from feat2gs.gaussians.modes import BASELINE_FEATURE
+
     features, layouts = validate(cfg)
     return [JobSpec(str(cfg.data_root), str(cfg.output_root), lay.dataset, lay.scene, feat, mode, cfg.method,
                     cfg.preset, tuple(cfg.overrides), lay.n_views, cfg.video)
-            for mode in cfg.modes for lay in layouts for feat in features]
+            for mode in cfg.modes for lay in layouts
+            for feat in (features if get_mode(mode).needs_feature else [BASELINE_FEATURE])]  # the baseline: 1 a scene
 
 
 def init_units(jobs: list[JobSpec]) -> list[InitSpec]:

@@ -14,6 +14,7 @@ from tqdm import tqdm
 from feat2gs.config import TrainConfig
 from feat2gs.errors import TrainingDivergedError
 from feat2gs.gaussians import FeatureReadout, ProbeMode, activate, initial_params
+from feat2gs.gaussians.initial import noised_positions
 from feat2gs.geometry.rotation import pose_vec_to_viewmat, viewmat_to_pose_vec
 from feat2gs.render import RenderSettings, rasterize
 from feat2gs.train.losses import photometric_loss
@@ -97,6 +98,7 @@ def train_readout(
     """
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
+    points = noised_positions(points.float().cpu(), cfg.noise_std, cfg.seed)  # the warm-start target moves too
     init = {k: v.to(device) for k, v in initial_params(points, colors, cfg.sh_degree).items()}
     readout = FeatureReadout(features.to(device), init, mode, detach_rest=cfg.ft_detach_rest).to(device)
     poses = torch.stack([viewmat_to_pose_vec(torch.as_tensor(v.camera.w2c, dtype=torch.float32)) for v in views])

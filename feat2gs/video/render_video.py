@@ -13,11 +13,11 @@ from feat2gs.data.images import render_size
 from feat2gs.gaussians import load_gaussians
 from feat2gs.geometry.camera import Camera
 from feat2gs.io import atomic_save_npy, atomic_write_json
-from feat2gs.render import RenderSettings, depth_to_normals, rasterize
+from feat2gs.render import RenderSettings, rasterize
 from feat2gs.video.plot import plot_trajectory
 from feat2gs.video.trajectories import make_trajectory
 from feat2gs.video.trajectory_table import scene_trajectory_settings
-from feat2gs.video.writer import colorize_depth, normals_to_rgb, write_mp4
+from feat2gs.video.writer import depth_normal_frames, write_mp4
 
 
 def square_frame(cam: Camera) -> Camera:
@@ -91,10 +91,9 @@ def render_trajectory_video(ply: Path, train_w2c: np.ndarray, template: Camera, 
             out = rasterize(gaussians, viewmat, K, w, h, settings, backend=backend)
             rgb.append((out.image.clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8))
             if cfg.depth_normal:
-                valid = (out.alpha[..., 0] > 0.5).cpu().numpy()
-                depth.append(colorize_depth(out.depth[..., 0].cpu().numpy(), valid))
-                normals = depth_to_normals(out.depth, viewmat, K) * out.alpha
-                normal.append(normals_to_rgb(normals.cpu().numpy()))
+                depth_rgb, normal_rgb = depth_normal_frames(out, viewmat, K)
+                depth.append(depth_rgb)
+                normal.append(normal_rgb)
     if cfg.depth_normal:
         write_mp4(target.with_name(target.stem + "_depth.mp4"), np.stack(depth), fps=cfg.fps)
         write_mp4(target.with_name(target.stem + "_normal.mp4"), np.stack(normal), fps=cfg.fps)

@@ -88,3 +88,14 @@ def normals_to_rgb(normals: np.ndarray) -> np.ndarray:
     normals = np.nan_to_num(np.asarray(normals, dtype=np.float64), nan=0.0)
     rgb = np.clip(normals * 0.5 + 0.5, 0.0, 1.0)
     return np.round(rgb * 255.0).astype(np.uint8)
+
+
+def depth_normal_frames(out, viewmat, K) -> tuple[np.ndarray, np.ndarray]:
+    """A render with expected depth (``render_mode`` "RGB+ED") -> (colourised depth, world normals as RGB), uint8
+    [H, W, 3] each: depth min-max normalised over the pixels with alpha > 0.5, normals from the depth map x alpha."""
+    from feat2gs.render import depth_to_normals
+
+    valid = (out.alpha[..., 0] > 0.5).cpu().numpy()
+    depth = colorize_depth(out.depth[..., 0].cpu().numpy(), valid)
+    normals = depth_to_normals(out.depth, viewmat, K) * out.alpha
+    return depth, normals_to_rgb(normals.cpu().numpy())

@@ -8,7 +8,8 @@ from feat2gs.data.layout import SceneLayout
 from feat2gs.evaluate.lpips_vgg import load_lpips_vgg
 from feat2gs.evaluate.metrics import image_metrics, psnr_masked, psnr_paper, summarise
 from feat2gs.evaluate.refine import refine_test_pose
-from feat2gs.evaluate.test_pose import load_mask, perturb_w2c, run_init_test_pose
+from feat2gs.evaluate.test_pose import load_mask, run_init_test_pose
+from feat2gs.geometry.camera import perturb_w2c
 from feat2gs.evaluate.visibility import visibility_mask
 from feat2gs.render import Gaussians, RenderSettings, rasterize
 
