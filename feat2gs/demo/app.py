@@ -59,7 +59,7 @@ def banner_markdown(settings: DemoSettings, weights: dict[str, str | None]) -> s
                      "flagged on the page and in every file (`random_weights: true`).")
     missing = [k for k, msg in weights.items() if msg]
     if missing:
-        names = " and ".join(k.upper().replace("3R", "3R") for k in missing)
+        names = " and ".join({"dust3r": "DUSt3R", "mast3r": "MASt3R"}.get(k, k) for k in missing)
         first = weights[missing[0]].splitlines()
         fetch = next((ln.strip() for ln in first if ln.strip().startswith(("wget", "huggingface-cli"))), "")
         lines.append(f"**{names} weights not found on this server.** The example scene with init **gt** and the "
@@ -124,14 +124,15 @@ class Handlers:
 
         return self._guard(request, body)
 
-    def step2(self, source, files, holdout, method, feature, mode, random, iterations, request: gr.Request,
-              progress=gr.Progress(track_tqdm=True)):
+    def step2(self, source, files, holdout, method, feature, mode, random, iterations, viewer,
+              request: gr.Request, progress=gr.Progress(track_tqdm=True)):
         def body(session):
             progress(0.0, desc="step 2: preparing")
             scene, job, notes = self._prepare(session, source, files, holdout, method, feature, mode, random,
                                               iterations)
             r = pipeline.run_step2(job, session, scene, notes)
-            return str(r.loss_png), str(r.ply), str(r.ply), r.summary
+            views = {"points": str(r.glb), "splats": str(r.ply)}
+            return str(r.loss_png), views.get(viewer, views["points"]), str(r.ply), r.summary, views
 
         return self._guard(request, body)
 
@@ -150,6 +151,11 @@ class Handlers:
                     str(r.job_zip) if r.job_zip else None, r.summary)
 
         return self._guard(request, body)
+
+
+def _viewer_changed(viewer: str, views: dict | None):
+    """Switch the step-2 viewer between the light GLB and the splat PLY without rerunning anything."""
+    return (views or {}).get(viewer)
 
 
 def _source_changed(source: str):
@@ -209,7 +215,7 @@ def build_app(settings: DemoSettings, weights: dict[str, str | None] | None = No
             step1_md = gr.Markdown(elem_id="step1-summary")
             with gr.Row():
                 feat_img = gr.Image(label="Features (PCA, first components as RGB)", type="filepath",
-                                    interactive=False, elem_id="feature-pca")
+                                    interactive=False, elem_id="feature-pca", height=360)
                 points = gr.Model3D(label="Initial point cloud and cameras", display_mode="point_cloud",
                                     interactive=False, elem_id="points3d", height=360)
         with gr.Group():
@@ -221,11 +227,17 @@ def build_app(settings: DemoSettings, weights: dict[str, str | None] | None = No
                 run2 = gr.Button("Run step 2", variant="primary", elem_id="run2")
             step2_md = gr.Markdown(elem_id="step2-summary")
             with gr.Row():
-                loss_img = gr.Image(label="Training loss", type="filepath", interactive=False, elem_id="loss")
-                splat = gr.Model3D(label="Trained 3D Gaussians (splat viewer)", interactive=False,
-                                   elem_id="splat3d", height=360)
+                loss_img = gr.Image(label="Training loss", type="filepath", interactive=False, elem_id="loss",
+                                    height=360)
+                with gr.Column():
+                    viewer = gr.Radio([("Gaussian centres + cameras (light)", "points"),
+                                       ("Splats (renders every Gaussian; needs WebGL2, slow without a GPU)",
+                                        "splats")], value="points", show_label=False, elem_id="viewer")
+                    splat = gr.Model3D(label="Trained 3D Gaussians", interactive=False, elem_id="splat3d",
+                                       height=360)
+            views_state = gr.State(None)
             ply_file = gr.File(label="Download the 3DGS PLY (opens in any splat viewer)", interactive=False,
-                               elem_id="ply")
+                               elem_id="ply", height=90)
         with gr.Group():
             gr.Markdown("### Step 3 · Render a video (and score held-out views)", elem_classes="step-title")
             with gr.Row():
@@ -243,11 +255,13 @@ def build_app(settings: DemoSettings, weights: dict[str, str | None] | None = No
             metrics_md = gr.Markdown(elem_id="metrics")
             gallery = gr.Gallery(label="Held-out views: render and photo", columns=6, height=200, visible=False,
                                  elem_id="test-views")
-            job_zip = gr.File(label="Download the job folder (zip)", interactive=False, elem_id="job-zip")
+            job_zip = gr.File(label="Download the job folder (zip)", interactive=False, elem_id="job-zip",
+                              height=90)
 
         run1.click(handlers.step1, inputs, [feat_img, points, step1_md], api_name="step1", **queue)
-        run2.click(handlers.step2, inputs + [iterations], [loss_img, splat, ply_file, step2_md], api_name="step2",
-                   **queue)
+        run2.click(handlers.step2, inputs + [iterations, viewer], [loss_img, splat, ply_file, step2_md, views_state],
+                   api_name="step2", **queue)
+        viewer.change(_viewer_changed, [viewer, views_state], splat, api_name=False)
         run3.click(handlers.step3, inputs + [iterations, trajectory, depth_normal],
                    [video, depth_video, normal_video, metrics_md, gallery, job_zip, step3_md], api_name="step3",
                    **queue)

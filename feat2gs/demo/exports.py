@@ -1,5 +1,6 @@
 """What the page shows beyond the job's own files: a GLB of the step-1 points with camera frustums (for the 3D
-viewer) and a PNG of the training loss.
+viewer), a GLB of the trained Gaussians' centres (a light alternative to the splat viewer, which renders every
+Gaussian and is slow without a GPU) and a PNG of the training loss.
 
 Coordinates: our world frame is OpenCV-like (x right, y down, z forward); glTF is y up, so the GLB is rotated
 by 180 degrees about x. The trained 3DGS PLY is shown as it is (the viewer's splat renderer reads it directly).
@@ -50,21 +51,23 @@ def scene_extent(xyz: np.ndarray, centers: np.ndarray) -> float:
     return float(np.linalg.norm(hi - lo)) or 1.0
 
 
-def points_and_cameras_glb(step1: Path, target: Path, max_points: int = MAX_POINTS, seed: int = 0) -> Path:
-    """Write a GLB of the step-1 point cloud (coloured) and the training cameras (coloured pyramids)."""
+def _subsample(n: int, max_points: int, seed: int) -> np.ndarray:
+    if n <= max_points:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False))
+
+
+def write_glb(target: Path, xyz: np.ndarray, rgb: np.ndarray, cameras: list[Camera]) -> Path:
+    """A GLB of a coloured point cloud (OpenCV world frame, uint8 rgb) and one coloured pyramid per camera."""
     import trimesh
 
-    xyz, rgb = read_points(step1 / "points3D.ply")
-    cameras = read_colmap_model(step1)
-    if len(xyz) > max_points:
-        keep = np.sort(np.random.default_rng(seed).choice(len(xyz), max_points, replace=False))
-        xyz, rgb = xyz[keep], rgb[keep]
-    centers = np.stack([c.center for c in cameras])
-    depth = 0.08 * scene_extent(xyz, centers)
+    centers = np.stack([c.center for c in cameras]) if cameras else np.zeros((0, 3))
+    depth = 0.08 * scene_extent(xyz, centers) if len(centers) or len(xyz) else 1.0
     scene = trimesh.Scene()
-    alpha = np.full((len(rgb), 1), 255, np.uint8)
-    scene.add_geometry(trimesh.PointCloud(xyz @ OPENCV_TO_GLTF.T, colors=np.concatenate([rgb, alpha], 1)),
-                       geom_name="points")
+    if len(xyz):
+        alpha = np.full((len(rgb), 1), 255, np.uint8)
+        scene.add_geometry(trimesh.PointCloud(xyz @ OPENCV_TO_GLTF.T, colors=np.concatenate([rgb, alpha], 1)),
+                           geom_name="points")
     for i, cam in enumerate(cameras):
         verts, faces = frustum(cam, depth)
         color = np.append(CAMERA_COLORS[i % len(CAMERA_COLORS)], 255).astype(np.uint8)
@@ -74,6 +77,45 @@ def points_and_cameras_glb(step1: Path, target: Path, max_points: int = MAX_POIN
     data = scene.export(file_type="glb")
     atomic_save(target, lambda tmp: Path(tmp).write_bytes(data))
     return target
+
+
+def points_and_cameras_glb(step1: Path, target: Path, max_points: int = MAX_POINTS, seed: int = 0) -> Path:
+    """A GLB of the step-1 point cloud (coloured) and the training cameras (coloured pyramids)."""
+    xyz, rgb = read_points(step1 / "points3D.ply")
+    keep = _subsample(len(xyz), max_points, seed)
+    return write_glb(target, xyz[keep], rgb[keep], read_colmap_model(step1))
+
+
+SH_C0 = 0.28209479177387814
+
+
+def gaussians_and_cameras_glb(ply: Path, poses: Path | None, cameras_json: Path | None, target: Path,
+                              max_points: int = MAX_POINTS, min_opacity: float = 0.05, seed: int = 0) -> Path:
+    """A light view of trained Gaussians: their centres coloured by the SH base colour (Gaussians with opacity
+    below ``min_opacity`` left out), and the optimised training cameras (``pose_<it>.npy`` w2c with the
+    intrinsics of ``cameras.json``)."""
+    from feat2gs.gaussians.ply import read_gaussian_ply
+
+    raw = read_gaussian_ply(ply)
+    xyz = raw["xyz"].numpy()
+    rgb = np.clip(0.5 + SH_C0 * raw["f_dc"].reshape(len(xyz), 3).numpy(), 0, 1)
+    opacity = 1 / (1 + np.exp(-raw["opacity"].numpy()[:, 0]))
+    visible = np.flatnonzero(opacity >= min_opacity)
+    visible = visible[_subsample(len(visible), max_points, seed)]
+    cameras: list[Camera] = []
+    if cameras_json is not None and cameras_json.is_file():
+        entries = json.loads(cameras_json.read_text())
+        w2cs = np.load(poses) if poses is not None and poses.is_file() else None
+        for i, e in enumerate(entries):
+            if w2cs is not None and i < len(w2cs):
+                w2c = w2cs[i]
+            else:
+                c2w = np.eye(4)
+                c2w[:3, :3], c2w[:3, 3] = e["rotation"], e["position"]
+                w2c = np.linalg.inv(c2w)
+            K = np.array([[e["fx"], 0, e["width"] / 2], [0, e["fy"], e["height"] / 2], [0, 0, 1]])
+            cameras.append(Camera(e["img_name"], K, np.asarray(w2c, float), int(e["width"]), int(e["height"])))
+    return write_glb(target, xyz[visible], (rgb[visible] * 255).round().astype(np.uint8), cameras)
 
 
 def loss_curve_png(train_log: Path, target: Path, title: str = "") -> Path:

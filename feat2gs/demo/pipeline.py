@@ -19,7 +19,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from feat2gs.demo.exports import loss_curve_png, points_and_cameras_glb
+from feat2gs.demo.exports import gaussians_and_cameras_glb, loss_curve_png, points_and_cameras_glb
 from feat2gs.demo.sessions import IngestedPhotos, Session, Upload, ingest_uploads
 from feat2gs.demo.settings import DemoError, DemoSettings, Limits, RunChoices, run_config
 from feat2gs.errors import ConfigError
@@ -164,7 +164,8 @@ class Step1Result:
 @dataclass
 class Step2Result:
     loss_png: Path
-    ply: Path
+    ply: Path  # the job's 3DGS PLY (splat viewer, download)
+    glb: Path  # Gaussian centres + optimised cameras (light viewer)
     summary: str
     random_weights: bool
 
@@ -216,6 +217,8 @@ def run_step2(job, session: Session, scene: SceneRef, notes: list[str]) -> Step2
     info = job.record()["steps"]["train"]
     views = session.views / "step2" / _slug(relative(job, session))
     loss = loss_curve_png(job.dir / "train_log.json", views / f"loss_{job.iteration}.png", job_label(job))
+    glb = gaussians_and_cameras_glb(job.ply_path, job.dir / "pose" / f"pose_{job.iteration}.npy",
+                                    job.dir / "cameras.json", views / f"gaussians_{job.iteration}.glb")
     random = step1_random(job.step1)
     final = info.get("final_loss")
     summary = (f"**Step 2 {'done' if ran else 'already done (reused)'}** — {job_label(job)}: "
@@ -224,7 +227,7 @@ def run_step2(job, session: Session, scene: SceneRef, notes: list[str]) -> Step2
                f"{'n/a' if final is None else f'{final:.4f}'}, {info.get('seconds', 0):.1f} s, renders at "
                f"{'×'.join(str(v) for v in info.get('render_size', []))}.\n\nJob folder: `{relative(job, session)}`"
                + _notes(notes) + (f"\n\n{RANDOM_FLAG}" if random else ""))
-    return Step2Result(loss, job.ply_path, summary, random)
+    return Step2Result(loss, job.ply_path, glb, summary, random)
 
 
 def _fmt(value, digits: int) -> str:

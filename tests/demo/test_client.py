@@ -57,12 +57,14 @@ def test_example_steps_1_2_3(demo_server, tmp_path):
         assert img.format == "PNG" and min(img.size) > 16
     assert Path(glb).read_bytes()[:4] == b"glTF"
 
-    loss_png, splat, ply, summary2 = client.predict(*EXAMPLE, 20, api_name="/step2")
+    loss_png, view, ply, summary2 = client.predict(*EXAMPLE, 20, "points", api_name="/step2")
     assert "Step 2 done" in summary2 and "20 iterations" in summary2
     assert Image.open(loss_png).format == "PNG"
     header = Path(ply).read_bytes()[:2000]
     assert header.startswith(b"ply") and b"f_dc_0" in header and b"scale_0" in header and b"rot_0" in header
-    assert Path(splat).name == "point_cloud.ply"
+    assert Path(view).read_bytes()[:4] == b"glTF"  # the light viewer: centres + cameras
+    _, splat, _, summary2 = client.predict(*EXAMPLE, 20, "splats", api_name="/step2")
+    assert "already done (reused)" in summary2 and Path(splat).read_bytes()[:3] == b"ply"
 
     video, depth, normal, metrics, gallery, job_zip, summary3 = client.predict(
         *EXAMPLE, 20, "arc", True, api_name="/step3")
@@ -88,7 +90,7 @@ def test_example_steps_1_2_3(demo_server, tmp_path):
     # a second feature and mode in the same session: another job folder next to the first
     _, _, summary = client.predict("example", [], 0, "gt", "iuv", "T", False, api_name="/step1")
     assert "feature **iuv**" in summary
-    _, _, _, summary = client.predict("example", [], 0, "gt", "iuv", "T", False, 20, api_name="/step2")
+    _, _, _, summary = client.predict("example", [], 0, "gt", "iuv", "T", False, 20, "points", api_name="/step2")
     assert "mode T" in summary and (job.parents[2] / "feat2gs-T@quick" / "gt" / "iuv" / "train_log.json").is_file()
 
 
