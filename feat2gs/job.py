@@ -366,10 +366,12 @@ class Job:
     def video(self, force: bool = False) -> bool:
         """Step 6 (trains first when the model is missing or damaged)."""
         from feat2gs.video.render_video import render_trajectory_video, video_outputs
+        from feat2gs.video.trajectory_table import trajectory_params
 
         self.train()
         vc = self.cfg.video
-        key = fingerprint({"train": self.outputs_signature("train"), **step_settings(self.cfg, "video")})
+        key = fingerprint({"train": self.outputs_signature("train"), **step_settings(self.cfg, "video"),
+                           "trajectory": trajectory_params(self.layout.dataset, self.layout.scene, vc.trajectory, vc)})
         target = self.dir / "videos" / f"{self.layout.scene}_{self.layout.n_views}_view_{vc.trajectory}.mp4"
         def body() -> dict:
             train_w2c = np.load(self.dir / "pose" / f"pose_{self.iteration}.npy")

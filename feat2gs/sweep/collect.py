@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from feat2gs.data.layout import parse_job_folder
+from feat2gs.gaussians.modes import BASELINE_MODE
 from feat2gs.errors import Feat2GSError
 
 METRIC_KEYS = ("PSNR", "SSIM", "LPIPS", "PSNR_masked", "SSIM_masked", "LPIPS_masked")
@@ -29,7 +30,6 @@ THRESHOLD_3D = "threshold_0.0"
 POSE_KEYS = ("ATE", "RPE_trans", "RPE_rot")
 EXTRA_KEYS = (*FILE_KEYS_3D, *(f"{k}_initial" for k in FILE_KEYS_3D),
               *POSE_KEYS, *(f"{k}_initial" for k in POSE_KEYS))
-BASELINE_MODE = "instantsplat"  # the InstantSplat baseline: <N>_views/instantsplat[@<preset>]/<method>/, no feature
 CONTROL_NOISE, CONTROL_ORACLE = "noise", "oracle_xyz"  # the probe controls (lower and upper bound)
 
 # our feature names -> the paper's display names (paper/common.py)
