@@ -103,6 +103,11 @@ def _check_images(imgs: list[torch.Tensor], subsample: int) -> tuple[int, int]:
     return h, w
 
 
+def _head(pred: dict, k: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """Edge k's matching inputs, back on the device the network ran on (matching runs there)."""
+    return {name: pred[name][k].to(device) for name in ("desc", "desc_conf", "conf")}
+
+
 @torch.no_grad()
 def infer_pairs(model, imgs: list[torch.Tensor], pairs: list[tuple[int, int]],
                 cfg: SparseGAConfig = SparseGAConfig(), cache: PairCache | None = None, batch_size: int = 1,
@@ -127,6 +132,7 @@ def infer_pairs(model, imgs: list[torch.Tensor], pairs: list[tuple[int, int]],
         if (a, b) not in todo and (b, a) not in todo:
             todo.append((a, b))
     keys = {"pts3d", "pts3d_in_other_view", "conf", "desc", "desc_conf"}
+    run_device = torch.device(device) if device is not None else next(model.parameters()).device
     for a, b in tqdm(todo, desc="mast3r pairs", disable=not progress, mininterval=0.5):
         key = cache.key(imgs[a], imgs[b]) if cache is not None else None
         stored = cache.load(key) if key is not None else None
@@ -134,11 +140,9 @@ def infer_pairs(model, imgs: list[torch.Tensor], pairs: list[tuple[int, int]],
             pred = run_pairs(model, [imgs[a], imgs[b]], [(0, 1), (1, 0)], batch_size=batch_size, device=device,
                              autocast=autocast, progress=False, keys=keys)
             p1, p2 = pred.pred1, pred.pred2
-            res11 = {"desc": p1["desc"][0], "desc_conf": p1["desc_conf"][0], "conf": p1["conf"][0]}
-            res21 = {"desc": p2["desc"][0], "desc_conf": p2["desc_conf"][0], "conf": p2["conf"][0]}
-            res22 = {"desc": p1["desc"][1], "desc_conf": p1["desc_conf"][1], "conf": p1["conf"][1]}
-            res12 = {"desc": p2["desc"][1], "desc_conf": p2["desc_conf"][1], "conf": p2["conf"][1]}
-            matches, score = match_pair(res11, res21, res22, res12, cfg)
+            matches, score = match_pair(_head(p1, 0, run_device), _head(p2, 0, run_device),
+                                        _head(p1, 1, run_device), _head(p2, 1, run_device), cfg)
+            matches = Matches(matches.xy1.cpu(), matches.xy2.cpu(), matches.conf.cpu())
             stored = {"X11": p1["pts3d"][0], "C11": p1["conf"][0], "X21": p2["pts3d_in_other_view"][0],
                       "C21": p2["conf"][0], "X22": p1["pts3d"][1], "C22": p1["conf"][1],
                       "X12": p2["pts3d_in_other_view"][1], "C12": p2["conf"][1], "F1": pred.encoder_features[0],
