@@ -216,8 +216,8 @@ def build_app(settings: DemoSettings, weights: dict[str, str | None] | None = No
             with gr.Row():
                 feat_img = gr.Image(label="Features (PCA, first components as RGB)", type="filepath",
                                     interactive=False, elem_id="feature-pca", height=360)
-                points = gr.Model3D(label="Initial point cloud and cameras", display_mode="point_cloud",
-                                    interactive=False, elem_id="points3d", height=360)
+                points = gr.Model3D(label="Initial point cloud and cameras", interactive=False, elem_id="points3d",
+                                    height=360)
         with gr.Group():
             gr.Markdown("### Step 2 · Read out 3D Gaussians from the features", elem_classes="step-title")
             with gr.Row():

@@ -84,15 +84,33 @@ class Page:
         method = "gt" if value == "example" else "dust3r"
         self.wait(lambda d: self.css("#method input")[0].get_attribute("value") == method, 30)
 
-    def set_text(self, elem_id: str, value: str) -> None:
-        """Type into a textbox/number/dropdown (dropdowns with custom values accept typed text + Enter)."""
+    def choose(self, elem_id: str, value: str) -> None:
+        """Pick ``value`` in a dropdown: the option whose label is ``value`` or starts with ``value + ' '``
+        (mode labels are "T — texture ..."); a value that is no option is typed as a custom value (features)."""
         from selenium.webdriver.common.keys import Keys
 
         box = self.css(f"#{elem_id} input")[0]
         box.click()
         box.send_keys(Keys.CONTROL, "a")
-        box.send_keys(str(value))
-        box.send_keys(Keys.ENTER if elem_id in ("feature", "mode", "method", "trajectory") else Keys.TAB)
+        box.send_keys(value)
+        time.sleep(0.5)
+        option_id = self.d.execute_script(
+            "const v = arguments[0]; const o = [...document.querySelectorAll('[data-testid=dropdown-option]')]"
+            ".find(e => e.getAttribute('aria-label') === v || e.getAttribute('aria-label').startsWith(v + ' '));"
+            "return o ? o.id : null", value)
+        if option_id:
+            self.d.find_element("id", option_id).click()
+        else:
+            box.send_keys(Keys.ENTER)
+        self.wait(lambda d: box.get_attribute("value").startswith(value), 30)
+
+    def set_number(self, elem_id: str, value) -> None:
+        from selenium.webdriver.common.keys import Keys
+
+        box = self.css(f"#{elem_id} input")[0]
+        box.click()
+        box.send_keys(Keys.CONTROL, "a")
+        box.send_keys(str(value), Keys.TAB)
 
     def tick(self, elem_id: str, on: bool = True) -> None:
         box = self.css(f"#{elem_id} input[type=checkbox]")[0]
@@ -154,13 +172,11 @@ def run_example(page: Page, feature: str = "iuvrgb", mode: str = "G", trajectory
                 depth_normal: bool = True) -> dict[str, str]:
     """Steps 1 -> 2 -> 3 on the example scene; returns the three summaries."""
     page.choose_source("example")
-    if feature != "iuvrgb":
-        page.set_text("feature", feature)
-    if mode != "G":
-        page.set_text("mode", mode)
+    page.choose("feature", feature)
+    page.choose("mode", mode)
     out = {"step1": page.run(1, "Step 1 done")}
     out["step2"] = page.run(2, "Step 2")
-    page.set_text("trajectory", trajectory)
+    page.choose("trajectory", trajectory)
     page.tick("depth-normal", depth_normal)
     out["step3"] = page.run(3, "Step 3 done")
     time.sleep(2)  # let the videos and images load before a screenshot

@@ -39,15 +39,15 @@ def test_page_runs_the_example_and_survives_bad_uploads(page, demo_server, tmp_p
     text = page.expect_error(1, "not a readable image")
     assert "holiday.jpg" in text and "Traceback" not in text
     page.tick("random")
-    page.set_text("feature", "os:system")
+    page.choose("feature", "os:system")
     assert "registered features only" in page.expect_error(1, "registered features only")
-    page.set_text("feature", "iuvrgb")
+    page.choose("feature", "iuvrgb")
     page.tick("random", False)
 
-    summaries = run_example(page)
-    assert "Step 1 done" in summaries["step1"] and "iuvrgb" in summaries["step1"]
+    summaries = run_example(page, feature="iuv", mode="A")
+    assert "Step 1 done" in summaries["step1"] and "feature iuv:" in summaries["step1"]
     assert page.css("#feature-pca img") and page.css("#points3d canvas")
-    assert "Gaussians" in summaries["step2"] and page.css("#loss img") and page.css("#splat3d canvas")
+    assert "mode A" in summaries["step2"] and "Gaussians" in summaries["step2"] and page.css("#loss img") and page.css("#splat3d canvas")
     assert "point_cloud\n.ply" in page.text("ply")  # the page shows stem and extension on two lines
     assert "arc trajectory video with depth and normal videos" in summaries["step3"]
     assert page.css("#video video") and page.css("#video-depth video") and page.css("#video-normal video")
@@ -61,5 +61,4 @@ def test_page_runs_the_example_and_survives_bad_uploads(page, demo_server, tmp_p
     if os.environ.get("FEAT2GS_DEMO_SCREENSHOT"):
         shutil.copy(shot, os.environ["FEAT2GS_DEMO_SCREENSHOT"])
     # the run left a normal job folder in the page's session
-    assert list(settings.sessions_dir.glob("*/output/eval/Synthetic/blocks/3_views/feat2gs-G@quick/gt/iuvrgb/"
-                                           "results.json"))
+    assert list(settings.sessions_dir.glob("*/output/eval/Synthetic/blocks/3_views/feat2gs-A@quick/gt/iuv/results.json"))

@@ -151,3 +151,16 @@ def test_bad_input_is_a_readable_message(demo_server, tmp_path):
         assert "weights" in str(err.value) and "random weights" in str(err.value)
     # and the server still answers
     assert "Step 1 done" in client.predict(*EXAMPLE, api_name="/step1")[2]
+
+
+@pytest.mark.slow
+def test_concurrent_users_are_queued_in_their_own_folders(demo_server, tmp_path):
+    url, settings = demo_server
+    before = set(_session_dirs(settings))
+    jobs = [_client(url, tmp_path / str(i)).submit("example", [], 0, "gt", "iuv", "A", False, api_name="/step1")
+            for i in range(2)]
+    assert all("Step 1 done" in job.result(timeout=300)[2] for job in jobs)
+    new = set(_session_dirs(settings)) - before
+    assert len(new) == 2  # one folder per browser session
+    for folder in new:
+        assert (folder / "data" / "Synthetic" / "blocks" / "3_views").is_dir()
