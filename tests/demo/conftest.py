@@ -23,8 +23,11 @@ def demo_server(tmp_path_factory):
     from feat2gs.demo.cli import serve
 
     settings = tiny_settings(tmp_path_factory.mktemp("demo_cache"))
-    app, url = serve(settings, "127.0.0.1", free_port(), block=False)
-    try:
-        yield url, settings
-    finally:
-        app.close()
+    with pytest.MonkeyPatch.context() as env:  # what `serve` would set, restored afterwards
+        env.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+        env.setenv("GRADIO_TEMP_DIR", str(settings.cache_dir / "gradio"))
+        app, url = serve(settings, "127.0.0.1", free_port(), block=False)
+        try:
+            yield url, settings
+        finally:
+            app.close()
