@@ -34,7 +34,7 @@ class InitConfig:
     backbone_max_pixels: int = 4 * 512 * 512  # padded input pixels per feature-network pass (the memory cap)
     device: str = "auto"  # where step-1 networks run (--device sets this and the top-level device)
     align_iterations: int = 300  # dense global alignment
-    mast3r_alignment: str = "dense"  # mast3r init: sparse (the reference's sparse global alignment) | dense
+    mast3r_alignment: str = "sparse"  # mast3r init: sparse (the reference's sparse global alignment) | dense
     feat_dim: int | None = 256  # PCA dimension; None keeps the raw width; tiny features skip PCA
     pca: str = "exact"  # exact (deterministic, sign-fixed) | lowrank (torch.pca_lowrank, seeded; the reference's)
     vis_feat: bool = True  # write the feature visualisation PNG
