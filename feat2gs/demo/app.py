@@ -8,6 +8,7 @@ position.
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +37,12 @@ CSS = """
 #banner {border-radius: 8px; padding: 4px 12px;}
 .step-title h3 {margin: 0.2em 0;}
 """
+
+
+def page_text(message: str) -> str:
+    """A message for the error toast, which renders HTML: ``<file>`` in a message must show, not vanish as a tag;
+    line breaks stay line breaks."""
+    return "<br>".join(html.escape(line, quote=False) for line in message.splitlines())
 
 
 def _uploads(files: Any) -> list[Upload]:
@@ -98,11 +105,12 @@ class Handlers:
             if isinstance(exc, (CheckpointError, BackboneWeightsError)):
                 message += ("\nOr tick 'random weights' to test the pipeline without them (results are flagged "
                             "as random).")
-            raise gr.Error(message, duration=None, title="Cannot run this step", print_exception=False) from None
+            raise gr.Error(page_text(message), duration=None, title="Cannot run this step",
+                           print_exception=False) from None
         except Exception as exc:  # a bug: keep the page usable, say what happened, log the traceback
             log.exception("demo step failed")
-            raise gr.Error(f"internal error ({type(exc).__name__}: {session.redact(str(exc))[:500]}); the "
-                           "server log has the traceback", duration=None, title="Internal error",
+            raise gr.Error(page_text(f"internal error ({type(exc).__name__}: {session.redact(str(exc))[:500]}); "
+                                     "the server log has the traceback"), duration=None, title="Internal error",
                            print_exception=False) from None
 
     def _prepare(self, session, source, files, holdout, method, feature, mode, random, iterations=None,

@@ -80,9 +80,12 @@ class Page:
 
     def choose_source(self, value: str) -> None:
         (radio,) = [r for r in self.css("#source input[type=radio]") if r.get_attribute("value") == value]
+        if radio.is_selected():
+            return
         radio.click()
         method = "gt" if value == "example" else "dust3r"
         self.wait(lambda d: self.css("#method input")[0].get_attribute("value") == method, 30)
+        time.sleep(0.5)  # let the method dropdown settle after its choices changed
 
     def choose(self, elem_id: str, value: str) -> None:
         """Pick ``value`` in a dropdown: the option whose label is ``value`` or starts with ``value + ' '``
@@ -172,6 +175,7 @@ def run_example(page: Page, feature: str = "iuvrgb", mode: str = "G", trajectory
                 depth_normal: bool = True) -> dict[str, str]:
     """Steps 1 -> 2 -> 3 on the example scene; returns the three summaries."""
     page.choose_source("example")
+    page.choose("method", "gt")
     page.choose("feature", feature)
     page.choose("mode", mode)
     out = {"step1": page.run(1, "Step 1 done")}

@@ -43,6 +43,13 @@ def test_page_runs_the_example_and_survives_bad_uploads(page, demo_server, tmp_p
     assert "registered features only" in page.expect_error(1, "registered features only")
     page.choose("feature", "iuvrgb")
     page.tick("random", False)
+    from feat2gs.demo.pipeline import weights_status
+
+    if weights_status()["dust3r"] is not None:  # no DUSt3R weights here: the page names the fetch command
+        page.choose_source("example")
+        page.choose("method", "dust3r")
+        text = page.expect_error(1, "wget")
+        assert "--checkpoint <file or directory>" in text and "tick 'random weights'" in text
 
     summaries = run_example(page, feature="iuv", mode="A")
     assert "Step 1 done" in summaries["step1"] and "feature iuv:" in summaries["step1"]
