@@ -68,7 +68,13 @@ def build(settings: DemoSettings):
 def serve(settings: DemoSettings, host: str, port: int | None, block: bool = True):
     """Build and launch; ``block=False`` returns (app, local url) with the server running in a thread."""
     app = build(settings)
-    _, url, _ = app.launch(prevent_thread_lock=not block, **launch_kwargs(settings, host, port))
+    try:
+        _, url, _ = app.launch(prevent_thread_lock=not block, **launch_kwargs(settings, host, port))
+    except OSError as exc:  # port taken, address not available
+        app.close()
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DemoError(f"cannot serve on {host}:{port or 'default port'}: {first} (choose another --port or "
+                        "--host)") from None
     return app, url
 
 

@@ -69,3 +69,17 @@ def test_missing_gradio_names_the_install_command(monkeypatch, tmp_path):
         demo_cli.require_gradio()
     result = CliRunner().invoke(_app(), ["--cache-dir", str(tmp_path)])
     assert isinstance(result.exception, DemoError) and "[demo]" in str(result.exception)
+
+
+def test_a_taken_port_is_one_clear_message(tmp_path):
+    pytest.importorskip("gradio", reason="gradio is the demo extra: pip install -e '.[demo]'")
+    import socket
+
+    from tests.demo._demo import tiny_settings
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        with pytest.raises(DemoError, match=f"cannot serve on 127.0.0.1:{port}"):
+            demo_cli.serve(tiny_settings(tmp_path), "127.0.0.1", port, block=False)
