@@ -2,7 +2,9 @@
 
 Used by ``test_browser.py``, and to refresh the README's screenshot::
 
-    python -m tests.demo._browser --out docs/demo.png --set train.iterations=300 ...
+    python -m tests.demo._browser --out docs/demo.png --mode T --set init.image_size=48 \
+        --set train.resolution=64 --set train.iterations=200 --set train.warm_iterations=100 \
+        --set eval.test_pose_iterations=10 --set video.n_frames=24 --set video.resolution=128 --set eval.lpips=false
 
 (starts a server on the example scene, clicks through steps 1-3 and saves a full-page screenshot).
 """

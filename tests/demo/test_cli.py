@@ -36,7 +36,8 @@ def test_options_reach_the_server(monkeypatch, tmp_path):
     assert result.exit_code == 0, result.output
     s = seen["settings"]
     assert (seen["host"], seen["port"], seen["block"]) == ("0.0.0.0", 7999, True)
-    assert (s.cache_dir, s.preset, s.random_weights, s.overrides) == (tmp_path, "protocol", True, ("init.image_size=64",))
+    assert (s.cache_dir, s.preset, s.random_weights) == (tmp_path, "protocol", True)
+    assert s.overrides == ("init.image_size=64",)
     assert (s.limits.max_images, s.limits.max_age_hours, s.max_jobs) == (5, 2.0, 2)
 
 

@@ -21,8 +21,8 @@ def _uploads(paths):
 
 @pytest.mark.parametrize("raw, expected", [
     ("IMG 0001 (copy).JPG", "IMG_0001_copy"), ("../../etc/passwd.jpg", "passwd"), ("C:\\x\\y.png", "y"),
-    ("..hidden.jpeg", "hidden"), ("ça va?.png", "ca_va"), ("....png", "png"), ("???.png", "image"), ("a" * 200 + ".png", "a" * 64),
-    ("no_extension", "no_extension"),
+    ("..hidden.jpeg", "hidden"), ("ça va?.png", "ca_va"), ("....png", "png"), ("???.png", "image"),
+    ("a" * 200 + ".png", "a" * 64), ("no_extension", "no_extension"),
 ])
 def test_sanitize_name(raw, expected):
     assert sanitize_name(raw) == expected
