@@ -28,6 +28,7 @@ def _app():
 
 def test_options_reach_the_server(monkeypatch, tmp_path):
     seen = {}
+    monkeypatch.setattr(demo_cli, "require_gradio", lambda: None)  # runs without the demo extra too
     monkeypatch.setattr(demo_cli, "serve", lambda settings, host, port, block=True: seen.update(
         settings=settings, host=host, port=port, block=block))
     result = CliRunner().invoke(_app(), ["--host", "0.0.0.0", "--port", "7999", "--cache-dir", str(tmp_path),
@@ -46,6 +47,7 @@ def test_default_preset_is_quick_without_cuda(monkeypatch, tmp_path):
 
     seen = {}
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(demo_cli, "require_gradio", lambda: None)
     monkeypatch.setattr(demo_cli, "serve", lambda settings, host, port, block=True: seen.update(settings=settings))
     result = CliRunner().invoke(_app(), ["--cache-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
