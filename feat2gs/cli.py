@@ -14,6 +14,7 @@ from rich.table import Table
 from feat2gs import ui
 from feat2gs.config import PRESETS, make_config
 from feat2gs.errors import Feat2GSError
+from feat2gs.demo.cli import demo_command
 from feat2gs.sweep.cli_commands import build_dataset_command, report_command
 from feat2gs.sweep.sweep_commands import sweep_app
 
@@ -296,6 +297,7 @@ def presets(name: Annotated[Optional[str], typer.Argument(help="preset to print 
 
 
 app.command("report")(report_command)
+app.command("demo")(demo_command)
 app.command("build-dataset")(build_dataset_command)
 app.add_typer(sweep_app, name="sweep")
 

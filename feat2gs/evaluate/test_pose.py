@@ -26,7 +26,7 @@ from feat2gs.evaluate.visibility import visibility_mask
 from feat2gs.geometry.camera import Camera, perturb_w2c
 from feat2gs.geometry.similarity import apply_similarity_to_c2w, umeyama
 from feat2gs.init.gt import gt_cameras, load_depth, resize_nearest
-from feat2gs.init.step import images_digest
+from feat2gs.init.geometry_cache import images_digest
 from feat2gs.integrity import folder_outputs, read_manifest, reuse_folder
 from feat2gs.io import atomic_dir, atomic_write_json, file_lock, remove_all_temps
 

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import asdict
@@ -28,25 +27,12 @@ from feat2gs.errors import DatasetError
 from feat2gs.features import FeatureInputs, compose_features, parse_feature_string, save_feature_visualisation
 from feat2gs.features.registry import feature_identity
 from feat2gs.gaussians.ply import write_points_ply
-from feat2gs.init.base import get_init
+from feat2gs.init.geometry_cache import geometry_key, init_geometry
 from feat2gs.integrity import folder_outputs, folder_problem, reuse_folder
 from feat2gs.io import atomic_dir, atomic_write_json, file_lock, remove_all_temps
 from feat2gs.runinfo import versions
 
 FILES = ("cameras.txt", "images.txt", "points3D.ply", "features.safetensors", "geometry.safetensors", "manifest.json")
-
-
-def images_digest(paths: list[Path]) -> str:
-    h = hashlib.sha256()
-    for p in paths:
-        h.update(p.name.encode())
-        h.update(hashlib.sha256(p.read_bytes()).digest())
-    return h.hexdigest()[:16]
-
-
-def geometry_key(layout: SceneLayout, cfg: InitConfig) -> str:
-    """Identifies the step-1 geometry, which every feature string of a (scene, method) shares."""
-    return fingerprint({"images": images_digest(layout.train_paths()), **step_settings(cfg, "geometry")})
 
 
 def step1_key(layout: SceneLayout, cfg: InitConfig, feat_string: str) -> str:
@@ -85,7 +71,7 @@ def run_init(layout: SceneLayout, cfg: InitConfig, feat_string: str, force: bool
         if not force and reuse_folder(out, key, list(FILES), f"step 1 ({out})"):
             return out
         t0 = time.perf_counter()
-        result = get_init(cfg.method)(layout, cfg)
+        result = init_geometry(layout, cfg)
         checkpoints = {cfg.method: cfg.checkpoint, **parse_feature_checkpoints(cfg.feature_checkpoints)}
         inputs = FeatureInputs(result.images, result.points, seed=cfg.seed, precomputed=result.precomputed,
                                checkpoints=checkpoints, random_weights=cfg.random_weights, autocast=cfg.autocast,
