@@ -33,6 +33,22 @@ def test_blocked_nearest_neighbours_equal_the_direct_search():
     assert torch.equal(nearest_neighbours(dup, q, block_size=700, direct_limit=0), direct)
 
 
+def test_neighbour_memo_searches_each_pixel_once(monkeypatch):
+    import feat2gs.init.sparse.matching as matching
+
+    g = torch.Generator().manual_seed(2)
+    src = torch.nn.functional.normalize(torch.randn(200, 8, generator=g), dim=-1)
+    dst = torch.nn.functional.normalize(torch.randn(300, 8, generator=g), dim=-1)
+    searched = []
+    real = matching.nearest_neighbours
+    monkeypatch.setattr(matching, "nearest_neighbours", lambda db, q, *a: searched.append(len(q)) or real(db, q, *a))
+    memo = matching.NeighbourMemo(src, dst)
+    first = memo(torch.tensor([5, 7, 5, 9]))
+    again = memo(torch.tensor([9, 7, 11]))
+    assert searched == [3, 1]  # 5, 7, 9 then only 11
+    assert torch.equal(first, real(dst, src[[5, 7, 5, 9]])) and torch.equal(again, real(dst, src[[9, 7, 11]]))
+
+
 def test_reciprocal_matches_of_a_shifted_descriptor_map():
     """Image 2 is image 1 shifted by (3, 2) px: every converged match must be that shift."""
     g = torch.Generator().manual_seed(1)

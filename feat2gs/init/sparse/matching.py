@@ -21,6 +21,8 @@ import torch
 
 from feat2gs.init.sparse.settings import SparseAlignmentError, SparseGAConfig
 
+QUERY_BLOCK_ELEMENTS = 2**21  # queries x db entries per score block of the chunked search (8 MB in float32)
+
 
 @dataclass
 class Matches:
@@ -50,22 +52,40 @@ def nearest_neighbours(db: torch.Tensor, queries: torch.Tensor, block_size: int 
     """Index in ``db`` [M, D] of the largest dot product with each query [K, D].
 
     When K·M exceeds ``direct_limit`` the db is scanned in chunks of ``block_size``; a later chunk replaces an answer
-    only when strictly better, so ties keep the lowest index (as inside a chunk).
+    only when strictly better, so ties keep the lowest index (as inside a chunk). Queries go in groups small
+    enough for one score block to stay in cache (the answer does not depend on the grouping).
     """
     if queries.shape[0] == 0:
         return torch.empty(0, dtype=torch.int64, device=db.device)
     if queries.shape[0] * db.shape[0] <= direct_limit:
         return (queries @ db.T).argmax(dim=1)
+    q_block = max(1, QUERY_BLOCK_ELEMENTS // block_size)
     best = torch.full((queries.shape[0],), -torch.inf, dtype=db.dtype, device=db.device)
     index = torch.zeros(queries.shape[0], dtype=torch.int64, device=db.device)
-    for q0 in range(0, queries.shape[0], block_size):
-        q = queries[q0:q0 + block_size]
+    for q0 in range(0, queries.shape[0], q_block):
+        q = queries[q0:q0 + q_block]
+        b, i = best[q0:q0 + q_block], index[q0:q0 + q_block]
         for d0 in range(0, db.shape[0], block_size):
             score, arg = (q @ db[d0:d0 + block_size].T).max(dim=1)
-            better = score > best[q0:q0 + block_size]
-            best[q0:q0 + block_size] = torch.where(better, score, best[q0:q0 + block_size])
-            index[q0:q0 + block_size] = torch.where(better, arg + d0, index[q0:q0 + block_size])
+            better = score > b
+            b.copy_(torch.where(better, score, b))
+            i.copy_(torch.where(better, arg + d0, i))
     return index
+
+
+class NeighbourMemo:
+    """Nearest neighbour in ``dst`` [M, D] of pixels of ``src`` [K, D], each pixel searched once: the reciprocal
+    iterations and the two directions of a matching query the same pixels again."""
+
+    def __init__(self, src: torch.Tensor, dst: torch.Tensor, block_size: int = 2**13):
+        self.src, self.dst, self.block_size = src, dst, block_size
+        self.memo = torch.full((src.shape[0],), -1, dtype=torch.int64, device=src.device)
+
+    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
+        need = pixels[self.memo[pixels] < 0].unique()
+        if need.numel():
+            self.memo[need] = nearest_neighbours(self.dst, self.src[need], self.block_size)
+        return self.memo[pixels]
 
 
 def unique_pairs(idx1: torch.Tensor, idx2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -79,20 +99,23 @@ def unique_pairs(idx1: torch.Tensor, idx2: torch.Tensor) -> tuple[torch.Tensor, 
 
 
 def reciprocal_nn(desc1: torch.Tensor, desc2: torch.Tensor, subsample: int = 8, max_iter: int = 10,
-                  block_size: int = 2**13) -> tuple[torch.Tensor, torch.Tensor]:
+                  block_size: int = 2**13, memo: tuple[NeighbourMemo, NeighbourMemo] | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Reciprocal nearest neighbours of descriptor maps desc1 [H1, W1, D] and desc2 [H2, W2, D], seeded on desc1's
-    grid. Returns unique linear-index pairs (idx1, idx2), sorted by idx1 then idx2."""
+    grid. Returns unique linear-index pairs (idx1, idx2), sorted by idx1 then idx2. ``memo`` = (1 -> 2, 2 -> 1)
+    neighbour memos shared with other searches on the same two maps."""
     h1, w1 = desc1.shape[:2]
     p = desc1.reshape(-1, desc1.shape[-1])
     q = desc2.reshape(-1, desc2.shape[-1])
+    to2, to1 = memo if memo is not None else (NeighbourMemo(p, q, block_size), NeighbourMemo(q, p, block_size))
     xy1 = seed_indices(h1, w1, subsample, device=p.device)
     xy2 = torch.full_like(xy1, -1)
     old1, old2 = xy1.clone(), xy2.clone()
     active = torch.ones_like(xy1, dtype=torch.bool)
     for it in range(max_iter):
-        xy2[active] = nearest_neighbours(q, p[xy1[active]], block_size)
+        xy2[active] = to2(xy1[active])
         active &= old2 != xy2
-        xy1[active] = nearest_neighbours(p, q[xy2[active]], block_size)
+        xy1[active] = to1(xy2[active])
         active &= old1 != xy1
         if it == max_iter - 1 or not bool(active.any()):
             break
@@ -123,10 +146,13 @@ def extract_correspondences(desc11: torch.Tensor, desc21: torch.Tensor, desc22: 
         raise SparseAlignmentError("matching: both passes must describe each image at the same size")
     w1, w2 = desc11.shape[1], desc21.shape[1]
     kw = dict(subsample=cfg.subsample, max_iter=cfg.nn_max_iter, block_size=cfg.nn_block_size)
-    a1, a2 = reciprocal_nn(desc11, desc21, **kw)
-    b2, b1 = reciprocal_nn(desc21, desc11, **kw)
-    c1, c2 = reciprocal_nn(desc12, desc22, **kw)
-    d2, d1 = reciprocal_nn(desc22, desc12, **kw)
+    flat = [d.reshape(-1, d.shape[-1]) for d in (desc11, desc21, desc12, desc22)]
+    a12, a21 = NeighbourMemo(flat[0], flat[1], cfg.nn_block_size), NeighbourMemo(flat[1], flat[0], cfg.nn_block_size)
+    b12, b21 = NeighbourMemo(flat[2], flat[3], cfg.nn_block_size), NeighbourMemo(flat[3], flat[2], cfg.nn_block_size)
+    a1, a2 = reciprocal_nn(desc11, desc21, **kw, memo=(a12, a21))
+    b2, b1 = reciprocal_nn(desc21, desc11, **kw, memo=(a21, a12))
+    c1, c2 = reciprocal_nn(desc12, desc22, **kw, memo=(b12, b21))
+    d2, d1 = reciprocal_nn(desc22, desc12, **kw, memo=(b21, b12))
     idx1 = torch.cat([a1, b1, c1, d1])
     idx2 = torch.cat([a2, b2, c2, d2])
     q11, q21, q22, q12 = (q.reshape(-1) for q in (qconf11, qconf21, qconf22, qconf12))
