@@ -15,6 +15,7 @@ from feat2gs import ui
 from feat2gs.config import PRESETS, make_config
 from feat2gs.errors import Feat2GSError
 from feat2gs.demo.cli import demo_command
+from feat2gs.evaluate.met3r.cli import met3r_command
 from feat2gs.sweep.cli_commands import build_dataset_command, report_command
 from feat2gs.sweep.sweep_commands import sweep_app
 
@@ -192,14 +193,16 @@ def video(data_root: DataRoot, dataset: Dataset, scene: Scene, mode: Mode, out: 
           trajectory: Annotated[Optional[str], typer.Option(
               help="arc spiral lemniscate wander ellipse interpolated")] = None,
           depth_normal: Annotated[bool, typer.Option(help="also write depth and normal videos")] = False,
+          met3r: Annotated[bool, typer.Option(help="also score frame pairs with MET3R (multi-view consistency)")] = False,
           force: Force = False, device: Device = None, backend: Backend = None, checkpoint: Checkpoint = None,
           random_weights: RandomWeights = False, feature_checkpoint: FeatureCheckpoints = None,
           verbose: Verbose = 0, quiet: Quiet = False) -> None:
     """Step 6: render a camera trajectory to mp4."""
     settings = dict(locals())
     settings["set_"] = list(set_ or []) + ([f"video.trajectory={trajectory}"] if trajectory else []) + (
-        ["video.depth_normal=true"] if depth_normal else [])
-    del settings["trajectory"], settings["depth_normal"]
+        ["video.depth_normal=true"] if depth_normal else []) + (["video.met3r=true"] if met3r else []) + (
+        ["video.met3r_random_weights=true"] if met3r and random_weights else [])
+    del settings["trajectory"], settings["depth_normal"], settings["met3r"]
     job = _job(**settings)
     _say(job.video(force), "video", job.dir / "videos")
 
@@ -298,6 +301,7 @@ def presets(name: Annotated[Optional[str], typer.Argument(help="preset to print 
 
 app.command("report")(report_command)
 app.command("demo")(demo_command)
+app.command("met3r")(met3r_command)
 app.command("build-dataset")(build_dataset_command)
 app.add_typer(sweep_app, name="sweep")
 

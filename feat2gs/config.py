@@ -116,6 +116,7 @@ class VideoConfig:
     depth_normal: bool = False
     spiral_reference_radii: bool = False  # spiral radii from avg_c2w·c2w centres, as the reference (see README)
     met3r: bool = False  # also score consecutive frame pairs with MET3R (multi-view consistency)
+    met3r_random_weights: bool = False  # MET3R's networks with random weights (pipeline tests; flagged)
     # per-scene trajectory settings: None = the scene's row of resources/trajectories.csv, else the defaults
     up_sign: int | None = None  # up = up_sign * avg_c2w[:3, up_axis] (default -1)
     up_axis: int | None = None  # 0, 1 or 2 (default 1: up = -y of the average camera)

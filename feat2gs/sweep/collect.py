@@ -29,7 +29,7 @@ THRESHOLD_3D = "threshold_0.0"
 # pose accuracy (results.json ours_<it>.pose): ATE/RPE_trans in ground-truth scene units, RPE_rot in degrees
 POSE_KEYS = ("ATE", "RPE_trans", "RPE_rot")
 EXTRA_KEYS = (*FILE_KEYS_3D, *(f"{k}_initial" for k in FILE_KEYS_3D),
-              *POSE_KEYS, *(f"{k}_initial" for k in POSE_KEYS))
+              *POSE_KEYS, *(f"{k}_initial" for k in POSE_KEYS), "MET3R")
 CONTROL_NOISE, CONTROL_ORACLE = "noise", "oracle_xyz"  # the probe controls (lower and upper bound)
 
 # our feature names -> the paper's display names (paper/common.py)
@@ -175,6 +175,7 @@ def _read_job(job_dir: Path, rel: tuple[str, ...]) -> list[JobRecord]:
         return [JobRecord(**base, **extra, status=STATUS_UNFINISHED, error=errors or "no results.json")]
     metrics3d, note3d = (_read_json(job_dir / "3d_metrics.json") if (job_dir / "3d_metrics.json").is_file()
                          else (None, ""))
+    met3r = _met3r_mean(job_dir)
     records = []
     for key, values in results.items():
         m_it = re.fullmatch(r"ours_(\d+)", key)
@@ -187,6 +188,7 @@ def _read_job(job_dir: Path, rel: tuple[str, ...]) -> list[JobRecord]:
         if metrics3d is not None:
             found, note3d = _metrics3d_values(metrics3d, key)
             metrics.update(found)
+        metrics["MET3R"] = met3r
         records.append(JobRecord(
             **base, **extra, status=status, error="; ".join(e for e in (errors, reason) if e),
             iteration=int(m_it.group(1)), metrics=metrics,
@@ -196,6 +198,17 @@ def _read_job(job_dir: Path, rel: tuple[str, ...]) -> list[JobRecord]:
         return [JobRecord(**base, **extra, status=STATUS_UNREADABLE,
                           error="results.json has no ours_<iteration> entry")]
     return records
+
+
+def _met3r_mean(job_dir: Path) -> float | None:
+    """MET3R of the job's trajectory videos (the mean over its trajectories' pair means); None without one, or when
+    the score came from random-weight networks (never a measurement to rank)."""
+    means = []
+    for path in sorted((job_dir / "videos").glob("*_met3r.json")):
+        data, _ = _read_json(path)
+        if data and not data.get("random_weights") and _num(data.get("mean")) is not None:
+            means.append(_num(data.get("mean")))
+    return float(sum(means) / len(means)) if means else None
 
 
 def _pose_values(values: dict) -> tuple[dict[str, float | None], str]:

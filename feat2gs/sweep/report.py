@@ -68,6 +68,7 @@ from feat2gs.sweep.tables import (
     HIGHER_IS_BETTER,
     METRICS,
     METRICS_3D,
+    MET3R_METRICS,
     POSE_METRICS,
     Cell,
     Table,
@@ -529,12 +530,15 @@ def _extra_sections(records: list[JobRecord], expected: dict[str, set], tables: 
     kinds = (("metrics3d", "3D metrics", METRICS_3D, " — 3D metrics ×1000 (scene units), lower is better",
               "initial (step-1 point cloud)"),
              ("pose", "Pose accuracy", POSE_METRICS, " — pose accuracy (ATE, RPE_trans: ground-truth scene units; "
-              "RPE_rot: degrees), lower is better", "initial (step-1 poses)"))
+              "RPE_rot: degrees), lower is better", "initial (step-1 poses)"),
+             ("met3r", "MET3R", MET3R_METRICS, " — MET3R of the trajectory videos (multi-view consistency of "
+              "consecutive frames), lower is better", None))
     made: dict[str, dict[str, dict[str, Table]]] = {}
     for stem, label, metrics, note, initial_label in kinds:
         ranked = build_tables(records, expected, metrics=metrics, note=note)
-        initial = build_tables(records, expected, metrics=tuple(f"{k}_initial" for k in metrics), rank_cells=False,
-                               note=f" — {initial_label}, not ranked")
+        initial = {} if initial_label is None else build_tables(
+            records, expected, metrics=tuple(f"{k}_initial" for k in metrics), rank_cells=False,
+            note=f" — {initial_label}, not ranked")
         made[stem] = ranked
         for tag in sorted(set(ranked) | set(initial)):
             scopes = ranked.get(tag, {})

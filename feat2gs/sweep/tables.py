@@ -21,11 +21,12 @@ from feat2gs.sweep.collect import MODE_NAMES, display_name
 METRICS = ("PSNR", "SSIM", "LPIPS")
 METRICS_3D = ("Acc", "Comp", "Dist")  # ×1000, as the paper
 POSE_METRICS = ("ATE", "RPE_trans", "RPE_rot")
+MET3R_METRICS = ("MET3R",)  # mean over consecutive frame pairs of the trajectory videos, lower = more consistent
 HIGHER_IS_BETTER = {"PSNR": True, "SSIM": True, "LPIPS": False, "Acc": False, "Acc_med": False, "Comp": False,
                     "Comp_med": False, "Dist": False, "Dist_med": False, "ATE": False, "RPE_trans": False,
-                    "RPE_rot": False}
+                    "RPE_rot": False, "MET3R": False}
 DECIMALS = {"PSNR": 2, "SSIM": 4, "LPIPS": 4, "Acc": 3, "Acc_med": 3, "Comp": 3, "Comp_med": 3, "Dist": 3,
-            "Dist_med": 3, "ATE": 4, "RPE_trans": 4, "RPE_rot": 3}
+            "Dist_med": 3, "ATE": 4, "RPE_trans": 4, "RPE_rot": 3, "MET3R": 4}
 STRIP_ZERO = ("SSIM", "LPIPS")  # printed without the leading 0 (".7450"), as the paper
 ARROWS = {True: "↑", False: "↓"}
 GREEN, YELLOW, RED = (0x90, 0xC0, 0x60), (0xFF, 0xF0, 0xD0), (0xFF, 0xD0, 0xD0)

@@ -55,8 +55,16 @@ def video_outputs(job_dir: Path, target: Path, cfg: VideoConfig) -> list[Path]:
     videos = [target] + ([target.with_name(target.stem + s + ".mp4") for s in ("_depth", "_normal")]
                          if cfg.depth_normal else [])
     pose = job_dir / "pose"
-    return videos + [pose / f"pose_{cfg.trajectory}.npy", pose / f"poses_{cfg.trajectory}.png",
-                     pose / f"traj_params_{cfg.trajectory}.json"]
+    met3r = list(met3r_paths(target).values()) if cfg.met3r else []
+    return videos + met3r + [pose / f"pose_{cfg.trajectory}.npy", pose / f"poses_{cfg.trajectory}.png",
+                             pose / f"traj_params_{cfg.trajectory}.json"]
+
+
+def met3r_paths(target: Path) -> dict[str, Path]:
+    """MET3R of a trajectory video: ``<video stem>_met3r.json`` and ``.png`` beside it."""
+    from feat2gs.evaluate.met3r import output_paths
+
+    return output_paths(target.parent, target.stem)
 
 
 def render_trajectory_video(ply: Path, train_w2c: np.ndarray, template: Camera, cfg: VideoConfig,
@@ -71,6 +79,11 @@ def render_trajectory_video(ply: Path, train_w2c: np.ndarray, template: Camera, 
     (``feat2gs.video.trajectory_table``); explicit ``video.*`` settings override it. Without it only the settings
     and the defaults apply. The options used are returned (``params``) and written to
     ``pose/traj_params_<trajectory>.json``."""
+    metric = None
+    if cfg.met3r:  # built first: missing weights stop the step before anything is rendered
+        from feat2gs.evaluate.met3r import Met3rOptions, load_met3r
+
+        metric = load_met3r(Met3rOptions(), device=device, random_weights=cfg.met3r_random_weights)
     gaussians, sh_degree = load_gaussians(ply, device)
     cam0 = video_camera(template, cfg, long_side)
     w, h = cam0.width, cam0.height
@@ -98,5 +111,12 @@ def render_trajectory_video(ply: Path, train_w2c: np.ndarray, template: Camera, 
         write_mp4(target.with_name(target.stem + "_depth.mp4"), np.stack(depth), fps=cfg.fps)
         write_mp4(target.with_name(target.stem + "_normal.mp4"), np.stack(normal), fps=cfg.fps)
     write_mp4(target, np.stack(rgb), fps=cfg.fps)
-    return {"frames": len(traj), "size": [w, h], "trajectory": cfg.trajectory, "square": bool(cfg.square),
+    info = {"frames": len(traj), "size": [w, h], "trajectory": cfg.trajectory, "square": bool(cfg.square),
             "params": record["params"], "sources": record["sources"], "table_row": record["table_row"]}
+    if metric is not None:
+        from feat2gs.evaluate.met3r import score_sequence, write_met3r_outputs
+
+        scores = score_sequence(np.stack(rgb), metric=metric, progress=progress)
+        write_met3r_outputs(scores, target.parent, target.stem)
+        info["met3r"] = scores["mean"]
+    return info

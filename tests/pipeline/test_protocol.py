@@ -109,3 +109,14 @@ def test_the_new_scripts_run_on_the_example(scene_root, tmp_path):
                            capture_output=True, text=True, timeout=600)
     assert video.returncode == 0, video.stdout + video.stderr
     assert list((job / "videos").glob("*.mp4"))
+
+
+def test_a_trajectory_video_gets_a_met3r_score(scene_root, tmp_path):
+    job = _job(scene_root, tmp_path, mode="T", video__met3r=True, video__met3r_random_weights=True, video__n_frames=3)
+    job.train()
+    assert job.video()
+    [result] = (job.dir / "videos").glob("*_met3r.json")
+    data = strict_load(result)
+    assert data["random_weights"] is True and data["n_pairs"] == 2 and len(data["pairs"]) == 2
+    assert result.with_suffix(".png").is_file()
+    assert not job.video()  # recorded with the step's outputs: a rerun finds it done

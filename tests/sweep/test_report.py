@@ -187,3 +187,18 @@ def test_legacy_nan_values_are_not_measurements(tmp_path):
                                     '"PSNR_masked": NaN, "SSIM_masked": Infinity, "LPIPS_masked": null}}')
     rec = next(r for r in collect_jobs(out) if r.feature == "radio")
     assert rec.metrics["PSNR"] == 21.0 and rec.metrics["PSNR_masked"] is None and rec.metrics["SSIM_masked"] is None
+
+
+def test_met3r_of_trajectory_videos_is_tabled_and_random_weight_scores_are_not(tmp_path):
+    out = tmp_path / "out"
+    for feature, score, random in (("radio", 0.12, False), ("dust3r", 0.30, False), ("iuvrgb", 0.01, True)):
+        d = write_job(out, "LLFF", "fern", "G", feature)
+        (d / "videos").mkdir()
+        (d / "videos" / "fern_3_view_arc_met3r.json").write_text(json.dumps(
+            {"mean": score, "n_pairs": 10, "n_scored": 10, "random_weights": random}))
+    report(out, tmp_path / "rep", published_csv=None, plots=False)
+    rows = {r["feature"]: r for r in csv.DictReader((tmp_path / "rep" / "jobs.csv").open())}
+    assert rows["radio"]["MET3R"] == "0.12" and rows["iuvrgb"]["MET3R"] == ""  # a random-weight score is no value
+    md = (tmp_path / "rep" / "met3r_dust3r@protocol.md").read_text()
+    assert "| RADIO | **0.1200** | 1.0 |" in md and "| DUSt3R | 0.3000 | 2.0 |" in md  # lower is better
+    assert "MET3R" in (tmp_path / "rep" / "report.md").read_text()
