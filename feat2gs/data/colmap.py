@@ -161,4 +161,3 @@ def read_colmap_model(directory: str | Path) -> list[Camera]:
     else:
         cameras = _read_binary(directory)
     return sorted(cameras, key=lambda c: c.name)
-read_colmap_text = read_colmap_model  # TEMPORARY alias while parallel work lands; remove
