@@ -98,6 +98,8 @@ def _init(kind: str):
         for k, (name, c2w, focal) in enumerate(zip(layout.train_names, align.c2w, align.focals)):
             # the sparse alignment optimises the principal point (shared by all views)
             K = network_K(float(focal), w, h, align.pp[k].tolist()) if sparse else network_K(float(focal), w, h)
+            if cfg.reference_principal_point:  # the reference writes the image centre, W0/2 (half a pixel off)
+                K[0, 2], K[1, 2] = w / 2, h / 2
             cameras.append(Camera(name, K, np.linalg.inv(c2w.double().cpu().numpy()), w, h))
         return InitResult(
             names=list(layout.train_names), images=images, points=align.pts3d.float().cpu(),
