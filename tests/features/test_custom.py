@@ -111,9 +111,10 @@ def test_probe_your_own_model_from_the_command_line(scene_root, tmp_path, mode):
 
 @pytest.mark.slow
 def test_an_installed_plugin_adds_a_listed_feature(tmp_path):
-    target = tmp_path / "site"
+    target, source = tmp_path / "site", tmp_path / "plugin"
+    shutil.copytree(EXAMPLES / "feat2gs_example_plugin", source)  # a build leaves build/ in the source folder
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target",
-                    str(target), str(EXAMPLES / "feat2gs_example_plugin")], check=True, capture_output=True)
+                    str(target), str(source)], check=True, capture_output=True)
     env = dict(os.environ, PYTHONPATH=str(target))
     out = subprocess.run([sys.executable, "-m", "feat2gs.cli", "features", "--json"], env=env, capture_output=True,
                          text=True, check=True)
