@@ -164,6 +164,21 @@ def test_default_search_order(tmp_path, monkeypatch):
     assert loaded.source == str(cache / "DUSt3R_ViTLarge_BaseDecoder_512_dpt.pth")
 
 
+def test_hugging_face_cache_is_searched_last(tmp_path, monkeypatch):
+    """A snapshot that `huggingface-cli download naver/...` left in the hub cache is found without the network."""
+    repo = tmp_path / "hf" / "models--naver--DUSt3R_ViTLarge_BaseDecoder_512_dpt"
+    write_hf_dir(repo / "snapshots" / "abc123", "dust3r")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("FEAT2GS_CHECKPOINTS", str(tmp_path / "env"))
+    loaded = load_dust3r(kind="dust3r", cache_dir=tmp_path / "cache", overrides=tiny_overrides("dust3r"))
+    assert loaded.source == str(repo / "snapshots" / "abc123" / "model.safetensors")
+    check_ab(loaded.model, "dust3r")
+    with pytest.raises(CheckpointError, match="Hugging Face cache"):  # nothing cached for MASt3R
+        load_dust3r(kind="mast3r", cache_dir=tmp_path / "cache")
+
+
 def test_random_weights_are_flagged():
     loaded = load_dust3r(kind="mast3r", random_weights=True, device="meta")  # full size, no memory
     assert loaded.random_weights and loaded.source == "random"

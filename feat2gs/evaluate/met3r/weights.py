@@ -62,7 +62,7 @@ class FeatUpParts:
 # locating
 
 def _fetch_hint(use_norm: bool) -> str:
-    from feat2gs.features.backbones.weights import DEFAULT_CACHE
+    from feat2gs.weights import DEFAULT_CACHE
 
     url, name = (FEATUP_URL, FEATUP_FILE) if use_norm else (FEATUP_URL_NO_NORM, FEATUP_FILE_NO_NORM)
     return (f"Fetch FeatUp's dino16 JBU weights (on a machine with internet) with\n"
@@ -74,7 +74,7 @@ def _fetch_hint(use_norm: bool) -> str:
 def find_featup_checkpoint(source: str | os.PathLike | None = None, use_norm: bool = True
                            ) -> tuple[Path | None, list[str]]:
     """-> (file or None, places looked at). A given ``source`` that does not exist is an error."""
-    from feat2gs.features.backbones.weights import feat2gs_dirs, torch_hub_checkpoint_dir
+    from feat2gs.weights import checkpoint_dirs, torch_hub_checkpoint_dir
 
     name = FEATUP_FILE if use_norm else FEATUP_FILE_NO_NORM
     if source is not None:
@@ -86,7 +86,7 @@ def find_featup_checkpoint(source: str | os.PathLike | None = None, use_norm: bo
         raise Met3rWeightsError(f"FeatUp checkpoint {path} does not exist (or holds no {name}).\n"
                                 + _fetch_hint(use_norm))
     looked = []
-    dirs = feat2gs_dirs() + ([torch_hub_checkpoint_dir()] if use_norm else [])
+    dirs = checkpoint_dirs() + ([torch_hub_checkpoint_dir()] if use_norm else [])
     for d in dirs:
         looked.append(str(d / name))
         if (d / name).is_file():

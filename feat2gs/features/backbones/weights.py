@@ -1,4 +1,4 @@
-"""Find a backbone's weights on this machine, never over the network.
+"""Find a backbone's weights on this machine, never over the network (the search order of :mod:`feat2gs.weights`).
 
 Search order (the first hit wins):
   1. an explicit source (``FeatureInputs.checkpoints[name]``): a file; a directory holding one of the config's
@@ -15,38 +15,15 @@ Nothing found: :class:`BackboneWeightsError` naming the hub id / file and the co
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from feat2gs.errors import ConfigError
 from feat2gs.features.backbones.config import BackboneConfig
-
-CHECKPOINT_ENV = "FEAT2GS_CHECKPOINTS"
-DEFAULT_CACHE = "~/.cache/feat2gs/checkpoints"
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
-
+from feat2gs.weights import (CHECKPOINT_ENV, DEFAULT_CACHE, checkpoint_dirs, hf_cache_dir, in_hf_cache,
+                             looks_like_hub_id, torch_hub_checkpoint_dir)
 
 class BackboneWeightsError(ConfigError):
     """A backbone's pretrained weights are not on this machine (or the given file is unusable)."""
-
-
-def hf_cache_dir() -> Path:
-    """The Hugging Face hub cache, read from the environment at call time (so tests can redirect it)."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
-    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
-    return Path(home).expanduser() / "hub"
-
-
-def torch_hub_checkpoint_dir() -> Path:
-    home = os.environ.get("TORCH_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "torch")
-    return Path(home).expanduser() / "hub" / "checkpoints"
-
-
-def feat2gs_dirs() -> list[Path]:
-    dirs = [Path(p).expanduser() for p in os.environ.get(CHECKPOINT_ENV, "").split(os.pathsep) if p.strip()]
-    dirs.append(Path(DEFAULT_CACHE).expanduser())
-    return dirs
 
 
 def _url_name(cfg: BackboneConfig) -> str | None:
@@ -63,17 +40,8 @@ def _local_names(cfg: BackboneConfig) -> list[str]:
 
 
 def _in_hf_cache(repo_id: str, files: list[str], looked: list[str]) -> Path | None:
-    cache = hf_cache_dir()
-    looked.append(f"Hugging Face cache {cache} ({repo_id}: {', '.join(files)})")
-    if not (cache / f"models--{repo_id.replace('/', '--')}").is_dir():
-        return None  # nothing cached for this repo; skip huggingface_hub entirely
-    from huggingface_hub import try_to_load_from_cache
-
-    for f in files:
-        hit = try_to_load_from_cache(repo_id, f, cache_dir=str(cache))
-        if isinstance(hit, str) and Path(hit).is_file():
-            return Path(hit)
-    return None
+    looked.append(f"Hugging Face cache {hf_cache_dir()} ({repo_id}: {', '.join(files)})")
+    return in_hf_cache(repo_id, files)
 
 
 def _in_dir(d: Path, names: list[str], looked: list[str]) -> Path | None:
@@ -99,8 +67,7 @@ def find_weights(cfg: BackboneConfig, source: str | os.PathLike | None = None) -
                                            f"{cfg.name!r} ({', '.join(cfg.weight_files + _local_names(cfg))}).\n"
                                            + download_hint(cfg))
             return hit, looked
-        looks_like_path = text.startswith((".", "/", "~")) or text.endswith((".pth", ".pt", ".safetensors", ".bin"))
-        if _HUB_ID.match(text) and not looks_like_path:
+        if looks_like_hub_id(text):
             hit = _in_hf_cache(text, cfg.weight_files, looked)
             if hit is None:
                 raise BackboneWeightsError(f"hub id {text!r} for backbone {cfg.name!r} is not in the local Hugging "
@@ -108,7 +75,7 @@ def find_weights(cfg: BackboneConfig, source: str | os.PathLike | None = None) -
                                            f"{text} {cfg.weight_files[0] if cfg.weight_files else ''}".rstrip())
             return hit, looked
         raise BackboneWeightsError(f"checkpoint {path} for backbone {cfg.name!r} does not exist.\n" + download_hint(cfg))
-    for d in feat2gs_dirs():
+    for d in checkpoint_dirs():
         hit = _in_dir(d, _local_names(cfg), looked)
         if hit:
             return hit, looked

@@ -18,7 +18,6 @@ import logging
 import math
 import os
 import pickle
-import re
 import zipfile
 from collections import Counter
 from dataclasses import dataclass
@@ -30,11 +29,9 @@ import torch
 from feat2gs.errors import Feat2GSError
 from feat2gs.init.dust3r.config import Dust3rConfig, config_from_kwargs, preset
 from feat2gs.init.dust3r.model import Dust3rNet
+from feat2gs.weights import CHECKPOINT_ENV, DEFAULT_CACHE, checkpoint_dirs, in_hf_cache, looks_like_hub_id
 
 log = logging.getLogger(__name__)
-
-DEFAULT_CACHE = "~/.cache/feat2gs/checkpoints"
-ENV_VAR = "FEAT2GS_CHECKPOINTS"
 
 OFFICIAL = {
     "dust3r": {
@@ -53,7 +50,6 @@ OFFICIAL = {
         "class": "AsymmetricMASt3R",
     },
 }
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _MAST3R_MARKER = "downstream_head1.head_local_features.fc1.weight"
 
 
@@ -137,9 +133,9 @@ def config_from_constructor(text: str, overrides: dict[str, Any] | None = None, 
 # locating weights
 
 def search_dirs(cache_dir: str | os.PathLike | None = None) -> list[Path]:
-    dirs = [Path(p).expanduser() for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p.strip()]
-    dirs.append(Path(cache_dir if cache_dir is not None else DEFAULT_CACHE).expanduser())
-    return dirs
+    """``$FEAT2GS_CHECKPOINTS``, then ``cache_dir`` when given (else the default cache)."""
+    dirs = checkpoint_dirs()
+    return dirs[:-1] + [Path(cache_dir).expanduser()] if cache_dir is not None else dirs
 
 
 def download_hint(kind: str, cache_dir: str | os.PathLike | None = None) -> str:
@@ -150,7 +146,7 @@ def download_hint(kind: str, cache_dir: str | os.PathLike | None = None) -> str:
             f"or from Hugging Face:\n"
             f"  huggingface-cli download {info['hub_id']} --local-dir {dest}/{info['stem']}\n"
             f"(or `hf download ...` with huggingface_hub >= 1.0); then pass --checkpoint <file or directory> or "
-            f"set {ENV_VAR}=<directory>.")
+            f"set {CHECKPOINT_ENV}=<directory>.")
 
 
 def _find_in_dir(d: Path, kind: str) -> tuple[str, Path] | None:
@@ -179,8 +175,7 @@ def resolve_source(source: str | os.PathLike | None, kind: str, cache_dir: str |
             raise CheckpointError(f"checkpoint directory {path} holds neither {OFFICIAL[kind]['stem']}.pth nor a "
                                   f"Hugging Face snapshot (config.json + model.safetensors).\n"
                                   + download_hint(kind, cache_dir))
-        looks_like_path = text.startswith((".", "/", "~")) or text.endswith((".pth", ".pt", ".safetensors", ".bin"))
-        if _HUB_ID.match(text) and not looks_like_path:
+        if looks_like_hub_id(text):
             return "hub", text
         raise CheckpointError(f"checkpoint {path} does not exist.\n" + download_hint(kind, cache_dir))
     looked = search_dirs(cache_dir)
@@ -188,10 +183,14 @@ def resolve_source(source: str | os.PathLike | None, kind: str, cache_dir: str |
         found = _find_in_dir(d, kind)
         if found:
             return found
+    cached = in_hf_cache(OFFICIAL[kind]["hub_id"], ["model.safetensors"])
+    if cached is not None and (cached.parent / "config.json").is_file():
+        return "hf_dir", cached.parent
     where = ", ".join(str(d) for d in looked)
     raise CheckpointError(f"no {OFFICIAL[kind]['name']} weights found: looked for {OFFICIAL[kind]['stem']}.pth "
                           f"(or a {OFFICIAL[kind]['stem']}/ Hugging Face directory) in {where} "
-                          f"(search order: --checkpoint, ${ENV_VAR}, {DEFAULT_CACHE}).\n"
+                          f"and the Hugging Face cache (search order: --checkpoint, ${CHECKPOINT_ENV}, {DEFAULT_CACHE}, "
+                          f"the Hugging Face cache).\n"
                           + download_hint(kind, cache_dir))
 
 
