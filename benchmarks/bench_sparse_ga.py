@@ -44,7 +44,8 @@ def synthetic_outputs(n: int, height: int, width: int, seed: int = 0, desc_dim: 
     world = []
     for k in range(n):
         depth = 3 + 0.5 * torch.sin(u / width * 6 + k) * torch.cos(v / height * 4)
-        cam = torch.stack([(u - width / 2) / focal, (v - height / 2) / focal, torch.ones_like(u)], -1) * depth[..., None]
+        ray = torch.stack([(u - width / 2) / focal, (v - height / 2) / focal, torch.ones_like(u)], -1)
+        cam = ray * depth[..., None]
         world.append(cam @ c2w[k][:3, :3].T + c2w[k][:3, 3])
     proj = torch.randn(3 * 16, desc_dim, generator=g, dtype=torch.float64)
     freqs = torch.randn(3, 3 * 16, generator=g, dtype=torch.float64) * 6
@@ -65,7 +66,7 @@ def synthetic_outputs(n: int, height: int, width: int, seed: int = 0, desc_dim: 
     out = {}
     for a in range(n):
         for b in range(a):
-            s1, s2 = math.exp(0.2 * torch.randn(1, generator=g).item()), math.exp(0.2 * torch.randn(1, generator=g).item())
+            s1, s2 = (math.exp(0.2 * torch.randn(1, generator=g).item()) for _ in range(2))
             out[(a, b)] = (head(a, a, s1), head(b, a, s1), head(b, b, s2), head(a, b, s2))
     return out
 

@@ -232,7 +232,8 @@ def test_canonical_views(fx, views):
         assert_rel([v.focal], fx[f"canon.{i}.focal"], 1e-6, f"base focal {i}")  # README: clipped focal 1e-6 rel
         # the unclipped Weiszfeld values are ~0 with random weights: absolute, relative to the clip
         h, w = v.canon2.shape
-        assert abs(v.focal_unclipped - float(fx[f"diag.canon.{i}.focal_weiszfeld_unclipped"])) <= 1e-5 * focal_base(h, w)
+        unclipped = float(fx[f"diag.canon.{i}.focal_weiszfeld_unclipped"])
+        assert abs(v.focal_unclipped - unclipped) <= 1e-5 * focal_base(h, w)
         assert_exact(v.pp, fx[f"canon.{i}.pp"], f"pp {i}")
         assert_rel(v.core_depth, fx[f"cond.core_depth"][i].reshape(v.core_depth.shape), 1e-5, f"core depth {i}")
 

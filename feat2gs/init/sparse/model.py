@@ -178,8 +178,9 @@ class SparseModel:
             absolute[child] = absolute[parent] @ T[child]
         A = torch.stack(absolute)
         pp_n = torch.stack(params.pp)
-        o = z[:, None] * torch.stack([self.size[:, 0] / f * (0.5 - pp_n[:, 0]), self.size[:, 1] / f * (0.5 - pp_n[:, 1]),
-                                      torch.ones_like(f)], dim=-1)
+        ox = self.size[:, 0] / f * (0.5 - pp_n[:, 0])
+        oy = self.size[:, 1] / f * (0.5 - pp_n[:, 1])
+        o = z[:, None] * torch.stack([ox, oy, torch.ones_like(f)], dim=-1)
         RA = A[:, :3, :3]
         t = g * (A[:, :3, 3] - (RA @ o[:, :, None])[..., 0])
         cam2w = torch.cat([torch.cat([RA, t[:, :, None]], dim=-1), bottom], dim=1)
