@@ -9,6 +9,9 @@ from importlib import metadata
 import torch
 
 import feat2gs
+from feat2gs.errors import ConfigError
+
+AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def versions() -> dict[str, str]:
@@ -25,6 +28,15 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def autocast_dtype(name: str | None) -> torch.dtype | None:
+    """The ``autocast`` setting (``bf16`` / ``fp16`` / unset) as a dtype."""
+    if name is None:
+        return None
+    if name not in AUTOCAST:
+        raise ConfigError(f"autocast must be one of {sorted(AUTOCAST)} or unset, got {name!r}")
+    return AUTOCAST[name]
 
 
 def device_info(device: torch.device) -> dict[str, str | int]:

@@ -5,11 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-
-def _pixel_rays(K: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    v, u = torch.meshgrid(torch.arange(height, dtype=K.dtype) + 0.5, torch.arange(width, dtype=K.dtype) + 0.5,
-                          indexing="ij")
-    return torch.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], torch.ones_like(u)], dim=-1)
+from feat2gs.geometry.pixels import camera_rays
 
 
 def visibility_mask(
@@ -24,7 +20,7 @@ def visibility_mask(
     (bilinear lookup) within ``atol`` — the in-frustum and depth-consistency test of the protocol.
     """
     h, w = depth_test.shape
-    pts_cam = _pixel_rays(K_test, h, w) * depth_test[..., None]
+    pts_cam = camera_rays(K_test, h, w) * depth_test[..., None]
     pts = pts_cam @ c2w_test[:3, :3].T + c2w_test[:3, 3]
     flat = pts.reshape(-1, 3)
     in_frustum = torch.zeros(flat.shape[0], dtype=torch.bool)

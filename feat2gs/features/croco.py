@@ -12,12 +12,11 @@ import torch
 
 from feat2gs.features.cache import file_identity
 from feat2gs.features.registry import FeatureInputs, FeatureSpec, register_feature
-from feat2gs.runinfo import resolve_device
+from feat2gs.runinfo import autocast_dtype, resolve_device
 
 
 def _encoder(kind: str):
     def extract(inputs: FeatureInputs) -> torch.Tensor:
-        from feat2gs.features.backbones.models import autocast_dtype
         from feat2gs.init.dust3r import load_dust3r
 
         device = resolve_device(inputs.device)

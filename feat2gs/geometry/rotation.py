@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy.spatial.transform import Rotation
 
 
 def normalize_quat(q: torch.Tensor) -> torch.Tensor:
@@ -23,33 +24,13 @@ def quat_to_rotmat(q: torch.Tensor) -> torch.Tensor:
 
 
 def rotmat_to_quat(R: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
-    """R [..., 3, 3] -> unit quaternion [..., 4] wxyz with w >= 0 (numerically stable branch choice)."""
+    """R [..., 3, 3] -> unit quaternion [..., 4] wxyz with w >= 0 (scipy, in float64; a tensor comes back in R's
+    dtype and device)."""
     is_torch = isinstance(R, torch.Tensor)
     Rn = R.detach().cpu().double().numpy() if is_torch else np.asarray(R, dtype=np.float64)
-    batch = Rn.shape[:-2]
-    M = Rn.reshape(-1, 3, 3)
-    out = np.empty((M.shape[0], 4))
-    for i, m in enumerate(M):
-        tr = np.trace(m)
-        if tr > 0:
-            s = 2.0 * np.sqrt(tr + 1.0)
-            q = [0.25 * s, (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s]
-        elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
-            s = 2.0 * np.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2])
-            q = [(m[2, 1] - m[1, 2]) / s, 0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s]
-        elif m[1, 1] > m[2, 2]:
-            s = 2.0 * np.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2])
-            q = [(m[0, 2] - m[2, 0]) / s, (m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s]
-        else:
-            s = 2.0 * np.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1])
-            q = [(m[1, 0] - m[0, 1]) / s, (m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s]
-        q = np.asarray(q)
-        q /= np.linalg.norm(q)
-        out[i] = -q if q[0] < 0 else q
-    out = out.reshape(batch + (4,))
-    if is_torch:
-        return torch.as_tensor(out, dtype=R.dtype, device=R.device)
-    return out
+    q = Rotation.from_matrix(Rn.reshape(-1, 3, 3)).as_quat(scalar_first=True)
+    q = np.where(q[:, :1] < 0, -q, q).reshape(Rn.shape[:-2] + (4,))
+    return torch.as_tensor(q, dtype=R.dtype, device=R.device) if is_torch else q
 
 
 def pose_vec_to_viewmat(pose: torch.Tensor) -> torch.Tensor:

@@ -3,29 +3,43 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 
-def umeyama(src: np.ndarray, dst: np.ndarray, with_scale: bool = True) -> tuple[float, np.ndarray, np.ndarray]:
-    """Least-squares similarity with ``dst ≈ s · R @ src + t`` for corresponding points src, dst [M, 3].
+def umeyama(src, dst, weights=None, with_scale: bool = True):
+    """Least-squares similarity ``dst ≈ s · R @ src + t`` for corresponding points ``src``, ``dst`` [..., 3]
+    (numpy arrays or tensors), optionally weighted per point (``weights`` [...] >= 0). Computed in float64.
 
-    Returns ``(s, R [3, 3], t [3])``.
+    Returns ``(s, R [3, 3], t [3])`` with R and t of the input's kind (numpy float64, or a tensor in src's
+    dtype/device). A (numerically) constant source has no scale: ``s`` is NaN and callers decide what that means.
     """
-    src = np.asarray(src, dtype=np.float64)
-    dst = np.asarray(dst, dtype=np.float64)
-    if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 3 or src.shape[0] < 3:
-        raise ValueError(f"umeyama needs two [M>=3, 3] arrays of equal shape, got {src.shape} and {dst.shape}")
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    xs, xd = src - mu_s, dst - mu_d
-    cov = xd.T @ xs / src.shape[0]
-    U, D, Vt = np.linalg.svd(cov)
-    S = np.eye(3)
-    if np.linalg.det(U) * np.linalg.det(Vt) < 0:
-        S[2, 2] = -1.0
-    R = U @ S @ Vt
-    var_s = (xs**2).sum() / src.shape[0]
-    s = float(np.trace(np.diag(D) @ S) / var_s) if with_scale else 1.0
-    t = mu_d - s * R @ mu_s
-    return s, R, t
+    is_torch = isinstance(src, torch.Tensor)
+    x = torch.as_tensor(src).reshape(-1, 3).double()
+    y = torch.as_tensor(dst, device=x.device).reshape(-1, 3).double()
+    if x.shape != y.shape or len(x) < 3:
+        raise ValueError(f"umeyama needs two point sets [M>=3, 3] of equal shape, got {tuple(np.shape(src))} and "
+                         f"{tuple(np.shape(dst))}")
+    w = (torch.ones(len(x), dtype=torch.float64, device=x.device) if weights is None
+         else torch.as_tensor(weights, device=x.device).reshape(-1).double())
+    w = w / w.sum()
+    mx, my = w @ x, w @ y
+    xc, yc = x - mx, y - my
+    U, S, Vt = torch.linalg.svd((w[:, None] * yc).T @ xc)
+    d = torch.ones(3, dtype=torch.float64, device=x.device)
+    if torch.det(U) * torch.det(Vt) < 0:
+        d[2] = -1.0
+    R = U @ torch.diag(d) @ Vt
+    var_x = w @ (xc**2).sum(-1)
+    if not with_scale:
+        s = 1.0
+    elif not var_x > 1e-20 * float(w @ (x**2).sum(-1) + 1e-30):
+        s = float("nan")
+    else:
+        s = float((S * d).sum() / var_x)
+    t = my - s * (R @ mx)
+    if is_torch:
+        return s, R.to(src.dtype), t.to(src.dtype)
+    return s, R.numpy(), t.numpy()
 
 
 def apply_similarity_to_c2w(c2w: np.ndarray, s: float, R: np.ndarray, t: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ from feat2gs.data.images import check_same_size, load_image, resize_to, working_
 from feat2gs.data.layout import SceneLayout
 from feat2gs.errors import DatasetError
 from feat2gs.geometry.camera import Camera, perturb_w2c
+from feat2gs.geometry.pixels import camera_rays
 from feat2gs.init.base import InitResult, register_init
 
 
@@ -55,12 +56,7 @@ def resize_nearest(array: np.ndarray, width: int, height: int) -> np.ndarray:
 
 def unproject(depth: np.ndarray, cam: Camera) -> np.ndarray:
     """depth [H, W] -> world points [H, W, 3] through pixel centres."""
-    h, w = depth.shape
-    u, v = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
-    K = cam.K
-    x = (u - K[0, 2]) / K[0, 0] * depth
-    y = (v - K[1, 2]) / K[1, 1] * depth
-    pts_cam = np.stack([x, y, depth], axis=-1)
+    pts_cam = camera_rays(torch.as_tensor(cam.K, dtype=torch.float64), *depth.shape).numpy() * depth[..., None]
     c2w = cam.c2w
     return pts_cam @ c2w[:3, :3].T + c2w[:3, 3]
 

@@ -17,7 +17,7 @@ from feat2gs.data.layout import SceneLayout
 from feat2gs.errors import ConfigError, DatasetError
 from feat2gs.geometry.camera import Camera
 from feat2gs.init.base import InitResult, register_init
-from feat2gs.runinfo import resolve_device
+from feat2gs.runinfo import autocast_dtype, resolve_device
 
 
 RANDOM_WEIGHTS_FOCAL = 1.2  # focal / long side used when the network has random weights
@@ -58,7 +58,7 @@ def network_pointmaps(images: torch.Tensor, kind: str, cfg: InitConfig, known_fo
     n, h, w, _ = images.shape
     imgs = [(img.permute(2, 0, 1)[None] - 0.5) / 0.5 for img in images]
     edges = make_pairs_complete(n)
-    autocast = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[cfg.autocast]
+    autocast = autocast_dtype(cfg.autocast)
     if loaded.random_weights and known_focal is None:
         known_focal = RANDOM_WEIGHTS_FOCAL * max(w, h)  # random pointmaps carry no usable focal estimate
     if sparse:

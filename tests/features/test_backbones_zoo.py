@@ -331,7 +331,7 @@ def test_zoo_configs():
 
 def test_autocast_names_are_checked_and_cpu_runs_stay_fp32(offline_empty_caches):
     from feat2gs.errors import ConfigError
-    from feat2gs.features.backbones.models import autocast_dtype
+    from feat2gs.runinfo import autocast_dtype
 
     assert autocast_dtype("bf16") == torch.bfloat16 and autocast_dtype(None) is None
     with pytest.raises(ConfigError, match="autocast must be one of"):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 
 from feat2gs.errors import ConfigError
+from feat2gs.geometry.pixels import pixel_grid
 
 CONF_OFFSET = 0.999  # weights of the canonical pointmap: conf - 0.999
 
@@ -35,10 +36,9 @@ def canonical_pointmap(pts1: torch.Tensor,  # [B, H, W, 3] view 1's points (view
 def focal_votes(canon: torch.Tensor,  # [B, H, W, 3]
                 ) -> torch.Tensor:  # -> [B, H*W, 2] per-pixel (fx, fy) in pixels
     b, h, w, _ = canon.shape
-    v0, u0 = torch.meshgrid(torch.arange(h, device=canon.device, dtype=canon.dtype),
-                            torch.arange(w, device=canon.device, dtype=canon.dtype), indexing="ij")
-    u = (u0 - w / 2)[None]
-    v = (v0 - h / 2)[None]
+    uv = pixel_grid(h, w, device=canon.device, dtype=canon.dtype)
+    u = (uv[..., 0] - w / 2)[None]
+    v = (uv[..., 1] - h / 2)[None]
     x, y, z = canon.unbind(-1)
     return torch.stack([u * z / x, v * z / y], dim=-1).reshape(b, h * w, 2)
 

@@ -18,6 +18,7 @@ from feat2gs.errors import ConfigError
 from feat2gs.features.backbones.config import BackboneConfig, get_family, load_backbone_config
 from feat2gs.features.backbones.grid import centre_pad, map_grid_to_image, output_grid_size
 from feat2gs.features.backbones.weights import resolve_weights
+from feat2gs.runinfo import autocast_dtype
 
 log = logging.getLogger(__name__)
 
@@ -71,17 +72,6 @@ def load_backbone(cfg: BackboneConfig | str, source: str | os.PathLike | None = 
     loaded = LoadedBackbone(cfg, module.to(device), "random" if random_weights else str(weights), random_weights)
     _CACHE[key] = loaded
     return loaded
-
-
-AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def autocast_dtype(name: str | None) -> torch.dtype | None:
-    if name is None:
-        return None
-    if name not in AUTOCAST:
-        raise ConfigError(f"autocast must be one of {sorted(AUTOCAST)} or unset, got {name!r}")
-    return AUTOCAST[name]
 
 
 @torch.no_grad()

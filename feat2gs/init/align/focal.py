@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from feat2gs.init.align.ops import pixel_grid
+from feat2gs.geometry.pixels import pixel_grid
 
 
 def estimate_focal(pts3d: torch.Tensor, pp: tuple[float, float] | None = None, n_iter: int = 10) -> float:

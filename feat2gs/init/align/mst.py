@@ -31,8 +31,9 @@ import torch
 from scipy.sparse.csgraph import minimum_spanning_tree as _scipy_mst
 
 from feat2gs.errors import Feat2GSError
+from feat2gs.geometry.similarity import umeyama
 from feat2gs.init.align.focal import estimate_focal
-from feat2gs.init.align.ops import rigid_to_4x4, transform_points, weighted_procrustes
+from feat2gs.init.align.ops import rigid_to_4x4, transform_points
 from feat2gs.init.align.pnp import solve_pnp_c2w
 
 
@@ -104,12 +105,12 @@ def minimum_spanning_tree_init(
             if i in done:
                 assert j not in done
                 log.append(f" init edge ({i},{j}*) score={score}")
-                s, R, T = weighted_procrustes(pred_i[e], pts3d[i], conf_i[e])
+                s, R, T = umeyama(pred_i[e], pts3d[i], conf_i[e])
                 pts3d[j] = transform_points(rigid_to_4x4(R, T, s), pred_j[e])
                 done.add(j)
             else:
                 log.append(f" init edge ({i}*,{j}) score={score}")
-                s, R, T = weighted_procrustes(pred_j[e], pts3d[j], conf_j[e])
+                s, R, T = umeyama(pred_j[e], pts3d[j], conf_j[e])
                 pts3d[i] = transform_points(rigid_to_4x4(R, T, s), pred_i[e])
                 done.add(i)
             if not math.isfinite(s):

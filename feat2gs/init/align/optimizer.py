@@ -26,16 +26,10 @@ import torch
 from tqdm.auto import tqdm
 
 from feat2gs.errors import Feat2GSError
-from feat2gs.geometry.rotation import quat_to_rotmat
-from feat2gs.init.align.ops import (
-    pixel_grid,
-    rotmat_to_quat_wxyz,
-    signed_expm1,
-    signed_log1p,
-    transform_points,
-    weighted_procrustes,
-    xyzw_to_wxyz,
-)
+from feat2gs.geometry.pixels import pixel_grid
+from feat2gs.geometry.rotation import quat_to_rotmat, rotmat_to_quat
+from feat2gs.geometry.similarity import umeyama
+from feat2gs.init.align.ops import signed_expm1, signed_log1p, transform_points, xyzw_to_wxyz
 
 FOCAL_BREAK = 20.0
 PP_SCALE = 10.0
@@ -227,11 +221,11 @@ class DenseAligner(torch.nn.Module):
         """
         pts3d = [p.to(self.pred_i) for p in pts3d]
         for e, (i, _) in enumerate(self.edges):
-            s, R, T = weighted_procrustes(self.pred_i[e], pts3d[i], self.conf_i[e])
+            s, R, T = umeyama(self.pred_i[e], pts3d[i], self.conf_i[e])
             if not math.isfinite(s) or s <= 0:
                 raise Feat2GSError(f"global alignment init: registration of edge {self.edges[e]} is degenerate "
                                    f"(scale {s}); are the pairwise pointmaps constant or non-finite?")
-            self.pw_poses[e, :4] = rotmat_to_quat_wxyz(R)
+            self.pw_poses[e, :4] = rotmat_to_quat(R)
             self.pw_poses[e, 4:7] = signed_log1p(T / s)
             self.pw_poses[e, 7] = math.log(s)
         factor = self.pw_norm_scale_factor()
@@ -241,7 +235,7 @@ class DenseAligner(torch.nn.Module):
             p = pts3d[k].reshape(-1, 3) * factor
             depth = transform_points(torch.linalg.inv(c2w[k]), p)[:, 2]
             self.im_depthmaps[k] = torch.nan_to_num(depth.log(), neginf=0.0)
-            self.im_poses[k, :4] = rotmat_to_quat_wxyz(c2w[k, :3, :3])
+            self.im_poses[k, :4] = rotmat_to_quat(c2w[k, :3, :3])
             self.im_poses[k, 4:7] = signed_log1p(c2w[k, :3, 3])
         if focals is not None and self.im_focals.requires_grad:
             for k, f in enumerate(focals):

@@ -20,6 +20,7 @@ Both return the pose as a camera-to-world 4x4 (float64 numpy) or ``None`` when f
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 try:  # optional dependency
     import cv2  # type: ignore
@@ -31,14 +32,6 @@ HAVE_CV2 = cv2 is not None
 
 def _skew(w: np.ndarray) -> np.ndarray:
     return np.array([[0.0, -w[2], w[1]], [w[2], 0.0, -w[0]], [-w[1], w[0], 0.0]])
-
-
-def _expm_so3(w: np.ndarray) -> np.ndarray:
-    theta = float(np.linalg.norm(w))
-    K = _skew(w)
-    if theta < 1e-12:
-        return np.eye(3) + K
-    return np.eye(3) + np.sin(theta) / theta * K + (1 - np.cos(theta)) / theta**2 * K @ K
 
 
 def _nearest_rotation(M: np.ndarray) -> np.ndarray:
@@ -88,7 +81,7 @@ def _object_space_fit(X: np.ndarray, rays: np.ndarray) -> tuple[np.ndarray, np.n
                 break
             alpha = 1.0
             while alpha > 1e-6:
-                Rn = _expm_so3(alpha * step) @ R
+                Rn = Rotation.from_rotvec(alpha * step).as_matrix() @ R
                 fn = cost(Rn)
                 if fn <= f:
                     break

@@ -15,7 +15,7 @@ import torch
 from tqdm import tqdm
 
 from feat2gs.init.align.clean import clean_pointcloud
-from feat2gs.init.align.ops import pixel_grid
+from feat2gs.geometry.pixels import pixel_grid
 from feat2gs.init.sparse.canonical import CanonicalView, anchor_offsets
 from feat2gs.init.sparse.model import anchor_points
 from feat2gs.init.sparse.settings import SparseGAConfig
