@@ -4,7 +4,6 @@ option (no traceback), and nothing written before is changed."""
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import subprocess
 import sys

@@ -29,7 +29,7 @@ from rich.text import Text
 
 from feat2gs.io import atomic_write_json
 from feat2gs.sweep.plan import InitSpec, JobSpec, init_units
-from feat2gs.sweep.worker import short_error, task_payload
+from feat2gs.sweep.worker import task_payload
 
 Spec = InitSpec | JobSpec
 

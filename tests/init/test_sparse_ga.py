@@ -235,7 +235,7 @@ def test_canonical_views(fx, views):
         unclipped = float(fx[f"diag.canon.{i}.focal_weiszfeld_unclipped"])
         assert abs(v.focal_unclipped - unclipped) <= 1e-5 * focal_base(h, w)
         assert_exact(v.pp, fx[f"canon.{i}.pp"], f"pp {i}")
-        assert_rel(v.core_depth, fx[f"cond.core_depth"][i].reshape(v.core_depth.shape), 1e-5, f"core depth {i}")
+        assert_rel(v.core_depth, fx["cond.core_depth"][i].reshape(v.core_depth.shape), 1e-5, f"core depth {i}")
 
 
 def test_anchors_and_preds21(fx, views):

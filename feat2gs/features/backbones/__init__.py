@@ -8,9 +8,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-from pathlib import Path
 
 import torch
 
