@@ -41,9 +41,13 @@ def step1_key(layout: SceneLayout, cfg: InitConfig, feat_string: str) -> str:
 
 
 def to_uint8(images: torch.Tensor, truncate: bool = False) -> torch.Tensor:
-    """[0, 1] floats -> uint8, rounded (or truncated, as the reference wrote its point colours)."""
-    scaled = images * 255
-    return (scaled.floor() if truncate else scaled.round()).clamp(0, 255).to(torch.uint8)
+    """[0, 1] floats -> uint8, rounded; or as the reference wrote its point colours (``truncate``): the network
+    input ``(x - 0.5) / 0.5`` mapped back with ``· 0.5 + 0.5`` in float32, times 255, truncated. The float32
+    round trip matters: it puts about one value in six just below its integer."""
+    if truncate:
+        x = images.float()
+        return (((x - 0.5) / 0.5 * 0.5 + 0.5) * 255).floor().clamp(0, 255).to(torch.uint8)
+    return (images * 255).round().clamp(0, 255).to(torch.uint8)
 
 
 def step1_ready(layout: SceneLayout, cfg: InitConfig, feat_string: str) -> bool:
