@@ -39,7 +39,7 @@ class InitConfig:
     pca: str = "exact"  # exact (deterministic, sign-fixed) | lowrank (torch.pca_lowrank, seeded; the reference's)
     vis_feat: bool = True  # write the feature visualisation PNG
     truncate_colors: bool = False  # 8-bit point colours truncated as the reference (default: rounded)
-    reference_principal_point: bool = False  # dust3r/mast3r cameras: principal point W0/2 as the reference (see README)
+    reference_intrinsics: bool = False  # dust3r/mast3r cameras as the reference writes them (see README)
     perturb_rot_deg: float = 0.0  # gt method: perturb the training cameras (not the points) by this rotation ...
     perturb_trans: float = 0.0  # ... and this translation (scene units): a test of the joint pose optimisation
     seed: int = 0
@@ -412,7 +412,7 @@ def parse_feature_checkpoints(text: str | None) -> dict[str, str]:
 STEP_SETTINGS: dict[str, tuple[str, ...]] = {
     "geometry": ("init.method", "init.image_size", "init.checkpoint", "init.random_weights", "init.autocast",
                  "init.align_iterations", "init.mast3r_alignment", "init.perturb_rot_deg", "init.perturb_trans",
-                 "init.reference_principal_point"),  # step 1's geometry, shared by all features
+                 "init.reference_intrinsics"),  # step 1's geometry, shared by all features
     "features": ("init.feature_checkpoints", "init.feat_dim", "init.pca", "init.seed", "init.truncate_colors",
                  "init.vis_feat"),  # step 1's features (plus the geometry)
     "test_pose": ("eval.perturb_rot_deg", "eval.perturb_trans", "eval.mask_depth_atol", "eval.seed",

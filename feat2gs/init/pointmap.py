@@ -87,6 +87,17 @@ def network_K(focal: float, width: int, height: int, pp: tuple[float, float] | N
     return np.array([[focal, 0, cx + 0.5], [0, focal, cy + 0.5], [0, 0, 1]])
 
 
+def reference_K(K: np.ndarray, width: int, height: int, original: tuple[int, int]) -> np.ndarray:
+    """The camera the reference writes, at the working size: principal point at the image centre W0/2 (half a pixel
+    off ours), both focals scaled by the x factor ``(W0/2) / cx`` of the network's (integer-pixel) principal
+    point. For the dense alignment (cx = W/2) that only changes fy by the aspect change of the working size;
+    for the sparse alignment, whose principal point moves, it changes the focal too."""
+    w0, h0 = original
+    scale = (w0 / 2) / (K[0, 2] - 0.5)  # original pixels per working pixel, as the reference computes it
+    f = K[0, 0] * scale  # the reference's focal at the original size, used for fx and fy
+    return np.array([[f * width / w0, 0, width / 2], [0, f * height / h0, height / 2], [0, 0, 1]])
+
+
 def _init(kind: str):
     def init(layout: SceneLayout, cfg: InitConfig) -> InitResult:
         images, original = load_network_images(layout.train_paths(), cfg.image_size)
@@ -98,8 +109,8 @@ def _init(kind: str):
         for k, (name, c2w, focal) in enumerate(zip(layout.train_names, align.c2w, align.focals)):
             # the sparse alignment optimises the principal point (shared by all views)
             K = network_K(float(focal), w, h, align.pp[k].tolist()) if sparse else network_K(float(focal), w, h)
-            if cfg.reference_principal_point:  # the reference writes the image centre, W0/2 (half a pixel off)
-                K[0, 2], K[1, 2] = w / 2, h / 2
+            if cfg.reference_intrinsics:
+                K = reference_K(K, w, h, original)
             cameras.append(Camera(name, K, np.linalg.inv(c2w.double().cpu().numpy()), w, h))
         return InitResult(
             names=list(layout.train_names), images=images, points=align.pts3d.float().cpu(),

@@ -101,22 +101,31 @@ def test_network_init_needs_two_images_of_one_size(scene_root, tmp_path):
         pointmap.load_network_images([layout.train_paths()[0], odd], 64)
 
 
+@pytest.mark.parametrize("method", ["dust3r", "mast3r"])
 @pytest.mark.parametrize("reference", [False, True])
-def test_principal_point_ours_or_the_references(scene_root, tmp_path, monkeypatch, reference):
-    """Ours: DUSt3R's (W/2, H/2) in its integer-pixel convention, i.e. (w/2 + 0.5) at the working size, scaled to the
-    original; the reference (init.reference_principal_point): the image centre W0/2."""
+def test_intrinsics_ours_or_the_references(scene_root, tmp_path, monkeypatch, reference, method):
+    """Ours: the network's principal point (DUSt3R's (W/2, H/2), or the sparse alignment's optimised one) in its
+    integer-pixel convention, i.e. +0.5 at the working size, scaled to the original per axis. The reference
+    (init.reference_intrinsics): the image centre W0/2, and fx = fy = focal · (W0/2) / cx."""
     root = tmp_path / "data"
     shutil.copytree(scene_root, root)
     layout = SceneLayout.open(root, "Synthetic", "blocks")
-    cfg = make_config("quick", ["init.image_size=48", "init.method=dust3r",
-                                f"init.reference_principal_point={str(reference).lower()}"])
+    cfg = make_config("quick", ["init.image_size=48", f"init.method={method}",
+                                f"init.reference_intrinsics={str(reference).lower()}"])
     n, w, h = layout.n_views, 48, 32
+    pp = (w / 2, h / 2) if method == "dust3r" else (20.0, 17.0)  # mast3r: the sparse alignment moved it
     fake = SimpleNamespace(c2w=torch.eye(4).repeat(n, 1, 1), focals=torch.full((n,), 50.0),
-                           pts3d=torch.rand(n, h, w, 3) + torch.tensor([0.0, 0.0, 2.0]),
+                           pp=torch.tensor([pp] * n), pts3d=torch.rand(n, h, w, 3) + torch.tensor([0.0, 0.0, 2.0]),
                            conf_clean=torch.ones(n, h, w))
     monkeypatch.setattr(pointmap, "network_pointmaps",
                         lambda images, kind, cfg, known_focal=None, cache_dir=None: (fake, torch.zeros(n, 2, 3, 8), True))
     cams = read_colmap_model(run_init(layout, cfg.init, "iuvrgb"))
     w0, h0 = cams[0].width, cams[0].height
-    expected = (w0 / 2, h0 / 2) if reference else ((w / 2 + 0.5) * w0 / w, (h / 2 + 0.5) * h0 / h)
-    assert cams[0].K[0, 2] == pytest.approx(expected[0]) and cams[0].K[1, 2] == pytest.approx(expected[1])
+    assert (w0 / w) != pytest.approx(h0 / h, rel=1e-3)  # the working size changes the aspect: fy tells them apart
+    if reference:
+        f = 50.0 * (w0 / 2) / pp[0]
+        expected = (w0 / 2, h0 / 2, f, f)
+    else:
+        expected = ((pp[0] + 0.5) * w0 / w, (pp[1] + 0.5) * h0 / h, 50.0 * w0 / w, 50.0 * h0 / h)
+    K = cams[0].K
+    assert (K[0, 2], K[1, 2], K[0, 0], K[1, 1]) == pytest.approx(expected)
