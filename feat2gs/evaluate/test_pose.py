@@ -61,7 +61,7 @@ def network_test_poses(layout: SceneLayout, init_cfg: InitConfig, eval_cfg: Eval
     The similarity ``m1 ≈ s·R·n1 + t`` (Umeyama on the same pixels of the training views) maps test cameras
     as rigid poses: centre ``s·R·c + t``, rotation ``R·R_c`` (the reference scaled the translation instead).
     """
-    from feat2gs.init.pointmap import load_network_images, network_K, network_pointmaps
+    from feat2gs.init.pointmap import load_network_images, network_K, network_pointmaps, uses_sparse_alignment
 
     n = layout.n_views
     images, (w0, h0) = load_network_images(layout.train_paths() + layout.test_paths(), init_cfg.image_size)
@@ -70,14 +70,16 @@ def network_test_poses(layout: SceneLayout, init_cfg: InitConfig, eval_cfg: Eval
     train_cams = read_colmap_model(step1)
     focal = float(train_cams[0].resized(w, h).K[0, 0])
     known = focal if eval_cfg.test_pose_focal == "train" else None  # "estimated": the reference's free focal
-    align, _, _ = network_pointmaps(images, init_cfg.method, init_cfg, known_focal=known)
+    # the sparse alignment's pair cache is step 1's: the training pairs are not run through the network again
+    cache = layout.views_dir / "mast3r_cache" if uses_sparse_alignment(init_cfg.method, init_cfg) else None
+    align, _, _ = network_pointmaps(images, init_cfg.method, init_cfg, known_focal=known, cache_dir=cache)
     joint = align.pts3d.double().cpu()
     if step1_points.shape != joint[:n].shape:
         raise DatasetError(f"step-1 points in {step1} do not match the joint run ({tuple(step1_points.shape)} vs "
                            f"{tuple(joint[:n].shape)}); rerun `feat2gs init`")
     s, R, t = umeyama(joint[:n].reshape(-1, 3).numpy(), step1_points.reshape(-1, 3).numpy())
     c2ws = align.c2w.double().cpu()
-    Ks = torch.from_numpy(np.stack([network_K(float(f), w, h) for f in align.focals]))
+    Ks = torch.from_numpy(np.stack([network_K(float(f), w, h, pp.tolist()) for f, pp in zip(align.focals, align.pp)]))
     depths = align.depthmaps.double().cpu()
     cameras, masks = [], []
     for k, name in enumerate(layout.test_names):

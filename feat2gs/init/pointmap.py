@@ -107,8 +107,7 @@ def _init(kind: str):
         _, h, w, _ = images.shape
         cameras = []
         for k, (name, c2w, focal) in enumerate(zip(layout.train_names, align.c2w, align.focals)):
-            # the sparse alignment optimises the principal point (shared by all views)
-            K = network_K(float(focal), w, h, align.pp[k].tolist()) if sparse else network_K(float(focal), w, h)
+            K = network_K(float(focal), w, h, align.pp[k].tolist())  # the sparse alignment optimises it
             if cfg.reference_intrinsics:
                 K = reference_K(K, w, h, original)
             cameras.append(Camera(name, K, np.linalg.inv(c2w.double().cpu().numpy()), w, h))

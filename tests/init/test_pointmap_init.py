@@ -39,12 +39,12 @@ def test_test_poses_are_registered_with_a_true_similarity(scene_root, tmp_path, 
     fake = SimpleNamespace(
         pts3d=torch.from_numpy(s * world @ R.T + t),
         c2w=torch.from_numpy(np.stack([apply_similarity_to_c2w(c.c2w, s, R, t) for c in cams])),
-        focals=torch.tensor([c.K[0, 0] for c in cams]), depthmaps=torch.from_numpy(s * depths))
+        # the ground truth puts the principal point at W/2 in our pixel convention, i.e. W/2 - 0.5 in DUSt3R's
+        focals=torch.tensor([c.K[0, 0] for c in cams]), pp=torch.tensor([[23.5, 15.5]] * len(cams)),
+        depthmaps=torch.from_numpy(s * depths))
     asked = []
-    monkeypatch.setattr(pointmap, "network_pointmaps",
-                        lambda images, kind, cfg, known_focal=None: asked.append(known_focal) or (fake, None, True))
-    # the ground truth puts the principal point at W/2 in our pixel convention, DUSt3R at W/2 - 0.5
-    monkeypatch.setattr(pointmap, "network_K", lambda f, w, h: np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]]))
+    monkeypatch.setattr(pointmap, "network_pointmaps", lambda images, kind, cfg, known_focal=None, cache_dir=None:
+                        asked.append(known_focal) or (fake, None, True))
     cfg.init.method = "dust3r"
     cfg.eval.mask_depth_atol = 0.01 * s  # the same tolerance in ground-truth units
     cfg.eval.test_pose_focal = focal

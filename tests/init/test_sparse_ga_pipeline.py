@@ -137,9 +137,32 @@ def test_test_poses_use_the_sparse_alignment_with_the_training_focal(scene_root,
     before = tiny_mast3r.calls
     cameras, masks = test_pose.network_test_poses(layout, cfg.init, cfg.eval, step1)
     n_all = layout.n_views + len(layout.test_names)
-    assert tiny_mast3r.calls - before == n_all * (n_all - 1)  # the joint run has no scene cache (see README)
+    n = layout.n_views  # step 1's training pairs come from the scene's cache; only pairs with a test view run
+    assert tiny_mast3r.calls - before == n_all * (n_all - 1) - n * (n - 1)
     train_focal = read_colmap_model(step1)[0].K[0, 0]
     assert len(cameras) == len(layout.test_names) == len(masks)
     for cam in cameras:
         assert np.isclose(cam.K[0, 0], train_focal, rtol=1e-5)  # the focal is fixed to the training one
         assert np.isfinite(cam.w2c).all()
+
+
+def test_estimated_test_focal_keeps_the_alignments_principal_point(scene_root, tmp_path, tiny_mast3r, monkeypatch):
+    """eval.test_pose_focal=estimated: the sparse alignment moves the principal point, and the test cameras carry it."""
+    from feat2gs.evaluate import test_pose
+
+    root = tmp_path / "data"
+    shutil.copytree(scene_root, root)
+    layout = SceneLayout.open(root, "Synthetic", "blocks")
+    cfg = _config()
+    cfg.eval.test_pose_focal = "estimated"
+    step1 = run_init(layout, cfg.init, "iuvrgb")
+    seen = []
+    real = pointmap.network_pointmaps
+    monkeypatch.setattr(pointmap, "network_pointmaps", lambda *a, **k: seen.append(real(*a, **k)) or seen[-1])
+    cameras, _ = test_pose.network_test_poses(layout, cfg.init, cfg.eval, step1)
+    align = seen[-1][0]
+    w, h = 48, 32
+    assert not np.allclose(align.pp.numpy(), [w / 2, h / 2])
+    for k, cam in enumerate(cameras):
+        small = cam.resized(w, h)
+        assert np.allclose(small.K[:2, 2], align.pp[layout.n_views + k].numpy() + 0.5, rtol=1e-6)
