@@ -156,7 +156,7 @@ def init_test_pose(data_root: DataRoot, dataset: Dataset, scene: Scene, preset: 
     cfg = _config(preset, config, method, None, set_, None, None, checkpoint, random_weights, None, verbose, quiet)
     layout = SceneLayout.open(data_root, dataset, scene)
     step1 = run_init(layout, cfg.init, feature, progress=not quiet) if cfg.init.method != "gt" else None
-    out = run_init_test_pose(layout, cfg.init, cfg.eval, step1, force=force)
+    out = run_init_test_pose(layout, cfg.init, cfg.eval, step1, force=force, progress=not quiet)
     ui.say(f"ready: {out}", "init-test-pose")
 
 

@@ -54,8 +54,8 @@ def gt_test_poses(layout: SceneLayout, init_cfg: InitConfig, eval_cfg: EvalConfi
     return perturbed, masks
 
 
-def network_test_poses(layout: SceneLayout, init_cfg: InitConfig, eval_cfg: EvalConfig,
-                       step1: Path) -> tuple[list[Camera], list[np.ndarray]]:
+def network_test_poses(layout: SceneLayout, init_cfg: InitConfig, eval_cfg: EvalConfig, step1: Path,
+                       progress: bool = False) -> tuple[list[Camera], list[np.ndarray]]:
     """Joint DUSt3R/MASt3R run on train+test with the training focal fixed, registered onto the step-1 points.
 
     The similarity ``m1 ≈ s·R·n1 + t`` (Umeyama on the same pixels of the training views) maps test cameras
@@ -72,7 +72,8 @@ def network_test_poses(layout: SceneLayout, init_cfg: InitConfig, eval_cfg: Eval
     known = focal if eval_cfg.test_pose_focal == "train" else None  # "estimated": the reference's free focal
     # the sparse alignment's pair cache is step 1's: the training pairs are not run through the network again
     cache = layout.views_dir / "mast3r_cache" if uses_sparse_alignment(init_cfg.method, init_cfg) else None
-    align, _, _ = network_pointmaps(images, init_cfg.method, init_cfg, known_focal=known, cache_dir=cache)
+    align, _, _ = network_pointmaps(images, init_cfg.method, init_cfg, known_focal=known, cache_dir=cache,
+                                    progress=progress)
     joint = align.pts3d.double().cpu()
     if step1_points.shape != joint[:n].shape:
         raise DatasetError(f"step-1 points in {step1} do not match the joint run ({tuple(step1_points.shape)} vs "
@@ -93,7 +94,7 @@ def network_test_poses(layout: SceneLayout, init_cfg: InitConfig, eval_cfg: Eval
 
 
 def run_init_test_pose(layout: SceneLayout, init_cfg: InitConfig, eval_cfg: EvalConfig, step1: Path | None = None,
-                       force: bool = False) -> Path:
+                       force: bool = False, progress: bool = False) -> Path:
     """Write test poses and masks unless a valid copy exists (shared by every feature and mode of the scene).
 
     Network methods register the test views onto the step-1 points of ``step1`` (any feature string of the
@@ -117,7 +118,7 @@ def run_init_test_pose(layout: SceneLayout, init_cfg: InitConfig, eval_cfg: Eval
         if init_cfg.method == "gt":
             cameras, masks = gt_test_poses(layout, init_cfg, eval_cfg)
         else:
-            cameras, masks = network_test_poses(layout, init_cfg, eval_cfg, step1)
+            cameras, masks = network_test_poses(layout, init_cfg, eval_cfg, step1, progress)
         with atomic_dir(out) as tmp:
             write_colmap_text(tmp, cameras)
             (tmp / "masks").mkdir()

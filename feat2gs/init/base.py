@@ -34,7 +34,7 @@ class InitResult:
     random_weights: bool = False
 
 
-InitFn = Callable[[SceneLayout, InitConfig], InitResult]
+InitFn = Callable[..., InitResult]  # (layout, cfg, progress=False) -> InitResult
 _METHODS: dict[str, InitFn] = {}
 
 

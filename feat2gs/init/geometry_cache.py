@@ -65,7 +65,7 @@ def _load(directory: Path) -> InitResult:
                       random_weights=bool(manifest["random_weights"]))
 
 
-def init_geometry(layout: SceneLayout, cfg: InitConfig) -> InitResult:
+def init_geometry(layout: SceneLayout, cfg: InitConfig, progress: bool = False) -> InitResult:
     """The init method's result for (scene, settings), computed once and then read from the cache."""
     key = geometry_key(layout, cfg)
     out = layout.views_dir / "geometry_cache" / f"{layout.method_folder(cfg.method, cfg.image_size)}-{key}"
@@ -73,7 +73,7 @@ def init_geometry(layout: SceneLayout, cfg: InitConfig) -> InitResult:
         remove_all_temps(out.parent, names={out.name})
         if reuse_folder(out, key, FILES, f"the step-1 geometry ({out})"):
             return _load(out)
-        result = get_init(cfg.method)(layout, cfg)
+        result = get_init(cfg.method)(layout, cfg, progress=progress)
         with atomic_dir(out) as tmp:
             _save(tmp, key, result)
     return result

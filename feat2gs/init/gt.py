@@ -62,7 +62,7 @@ def unproject(depth: np.ndarray, cam: Camera) -> np.ndarray:
 
 
 @register_init("gt")
-def init_gt(layout: SceneLayout, cfg: InitConfig) -> InitResult:
+def init_gt(layout: SceneLayout, cfg: InitConfig, progress: bool = False) -> InitResult:
     names = list(layout.train_names)
     w0, h0 = check_same_size(layout.train_paths())
     w, h = working_size(w0, h0, cfg.image_size)

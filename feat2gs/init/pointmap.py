@@ -42,7 +42,7 @@ def uses_sparse_alignment(kind: str, cfg: InitConfig) -> bool:
 
 
 def network_pointmaps(images: torch.Tensor, kind: str, cfg: InitConfig, known_focal: float | None = None,
-                      cache_dir=None):
+                      cache_dir=None, progress: bool = False):
     """Run the network on every ordered pair and align globally; returns (alignment, encoder features, random).
 
     MASt3R with the sparse alignment caches its pair inference in ``cache_dir`` when given. ``known_focal`` fixes
@@ -66,17 +66,17 @@ def network_pointmaps(images: torch.Tensor, kind: str, cfg: InitConfig, known_fo
 
         scfg = SparseGAConfig()
         matched = mast3r_pairs(loaded.model, imgs, edges, scfg, cache_dir=cache_dir, batch_size=cfg.batch_size,
-                               device=device, autocast=autocast)
+                               device=device, autocast=autocast, progress=progress)
         del loaded.model
-        align = sparse_align(matched, scfg, known_focal=known_focal, device=device)
+        align = sparse_align(matched, scfg, known_focal=known_focal, device=device, progress=progress)
         return align, matched.features().float().cpu(), loaded.random_weights
     out = run_pairs(loaded.model, imgs, edges, batch_size=cfg.batch_size, device=device, autocast=autocast,
-                    keys={"pts3d", "pts3d_in_other_view", "conf"})
+                    progress=progress, keys={"pts3d", "pts3d_in_other_view", "conf"})
     del loaded.model
     true_shapes = torch.tensor([[h, w]] * n)
     align = global_align(edges, out.pred1["pts3d"], out.pred2["pts3d_in_other_view"], out.pred1["conf"],
                          out.pred2["conf"], true_shapes, niter=cfg.align_iterations, focal_avg=True,
-                         known_focal=known_focal, device=device)
+                         known_focal=known_focal, device=device, progress=progress)
     return align, torch.stack(list(out.encoder_features)), loaded.random_weights
 
 
@@ -99,11 +99,11 @@ def reference_K(K: np.ndarray, width: int, height: int, original: tuple[int, int
 
 
 def _init(kind: str):
-    def init(layout: SceneLayout, cfg: InitConfig) -> InitResult:
+    def init(layout: SceneLayout, cfg: InitConfig, progress: bool = False) -> InitResult:
         images, original = load_network_images(layout.train_paths(), cfg.image_size)
         sparse = uses_sparse_alignment(kind, cfg)
         align, features, random_weights = network_pointmaps(
-            images, kind, cfg, cache_dir=layout.views_dir / "mast3r_cache" if sparse else None)
+            images, kind, cfg, cache_dir=layout.views_dir / "mast3r_cache" if sparse else None, progress=progress)
         _, h, w, _ = images.shape
         cameras = []
         for k, (name, c2w, focal) in enumerate(zip(layout.train_names, align.c2w, align.focals)):

@@ -75,7 +75,7 @@ def run_init(layout: SceneLayout, cfg: InitConfig, feat_string: str, force: bool
         if not force and reuse_folder(out, key, list(FILES), f"step 1 ({out})"):
             return out
         t0 = time.perf_counter()
-        result = init_geometry(layout, cfg)
+        result = init_geometry(layout, cfg, progress)
         checkpoints = {cfg.method: cfg.checkpoint, **parse_feature_checkpoints(cfg.feature_checkpoints)}
         inputs = FeatureInputs(result.images, result.points, seed=cfg.seed, precomputed=result.precomputed,
                                checkpoints=checkpoints, random_weights=cfg.random_weights, autocast=cfg.autocast,

@@ -20,7 +20,7 @@ def test_a_second_feature_reuses_the_geometry_bit_for_bit(scene_root, tmp_path, 
     cfg = make_config("quick", ["init.image_size=48", "init.feat_dim=8"]).init
     calls = []
     real = base._METHODS["gt"]
-    monkeypatch.setitem(base._METHODS, "gt", lambda lay, c: calls.append(1) or real(lay, c))
+    monkeypatch.setitem(base._METHODS, "gt", lambda lay, c, **kw: calls.append(1) or real(lay, c, **kw))
     a = run_init(layout, cfg, "iuvrgb")
     b = run_init(layout, cfg, "noise")
     assert len(calls) == 1, "the init method ran again for another feature string"

@@ -43,7 +43,7 @@ def test_test_poses_are_registered_with_a_true_similarity(scene_root, tmp_path, 
         focals=torch.tensor([c.K[0, 0] for c in cams]), pp=torch.tensor([[23.5, 15.5]] * len(cams)),
         depthmaps=torch.from_numpy(s * depths))
     asked = []
-    monkeypatch.setattr(pointmap, "network_pointmaps", lambda images, kind, cfg, known_focal=None, cache_dir=None:
+    monkeypatch.setattr(pointmap, "network_pointmaps", lambda images, kind, cfg, known_focal=None, **_:
                         asked.append(known_focal) or (fake, None, True))
     cfg.init.method = "dust3r"
     cfg.eval.mask_depth_atol = 0.01 * s  # the same tolerance in ground-truth units
@@ -118,7 +118,7 @@ def test_intrinsics_ours_or_the_references(scene_root, tmp_path, monkeypatch, re
                            pp=torch.tensor([pp] * n), pts3d=torch.rand(n, h, w, 3) + torch.tensor([0.0, 0.0, 2.0]),
                            conf_clean=torch.ones(n, h, w))
     monkeypatch.setattr(pointmap, "network_pointmaps",
-                        lambda images, kind, cfg, known_focal=None, cache_dir=None: (fake, torch.zeros(n, 2, 3, 8), True))
+                        lambda images, kind, cfg, known_focal=None, **_: (fake, torch.zeros(n, 2, 3, 8), True))
     cams = read_colmap_model(run_init(layout, cfg.init, "iuvrgb"))
     w0, h0 = cams[0].width, cams[0].height
     assert (w0 / w) != pytest.approx(h0 / h, rel=1e-3)  # the working size changes the aspect: fy tells them apart

@@ -166,3 +166,17 @@ def test_estimated_test_focal_keeps_the_alignments_principal_point(scene_root, t
     for k, cam in enumerate(cameras):
         small = cam.resized(w, h)
         assert np.allclose(small.K[:2, 2], align.pp[layout.n_views + k].numpy() + 0.5, rtol=1e-6)
+
+
+@pytest.mark.parametrize("alignment", ["sparse", "dense"])
+def test_step1_progress_bars_follow_the_progress_flag(scene_root, tmp_path, tiny_mast3r, capsys, alignment):
+    """`-q` (progress=False) silences the network and alignment bars of step 1; progress=True shows them."""
+    cfg = _config(alignment)
+    cfg.init.align_iterations = 5
+    tiny_mast3r.random = True
+    bars = {"sparse": "mast3r pairs", "dense": "dust3r pairs"}[alignment]
+    for progress in (False, True):  # a fresh scene each time: nothing is reused from a cache
+        root = tmp_path / f"data_{progress}"
+        shutil.copytree(scene_root, root)
+        run_init(SceneLayout.open(root, "Synthetic", "blocks"), cfg.init, "iuvrgb", progress=progress)
+        assert (bars in capsys.readouterr().err) == progress
