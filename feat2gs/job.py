@@ -221,7 +221,7 @@ class Job:
         return self._run("train", self.train_key(step1), self.train_outputs(), body, force)
 
     def test_pose_dir(self) -> Path:
-        return run_init_test_pose(self.layout, self.cfg.init, self.cfg.eval, self.step1)
+        return run_init_test_pose(self.layout, self.cfg.init, self.cfg.eval, self.step1, progress=self.progress)
 
     def render_key(self, test_pose: Path) -> str:
         return fingerprint({"train": self.outputs_signature("train"), "test_pose": folder_signature(test_pose),
@@ -308,8 +308,10 @@ class Job:
                       "lpips_net": "vgg (v0.1)", "lpips_note": lpips_message,
                       "random_weights": bool((read_manifest(self.step1) or {}).get("random_weights", False)),
                       "pose": pose, **({"pose_note": pose_note} if pose_note else {})}
-            if pose is not None:
+            if pose is not None and pose["ATE"] is not None:
                 atomic_write_text(self.dir / "pose" / "pose_eval.txt", format_pose_eval(pose))
+            else:  # never leave an earlier run's numbers beside null ones
+                (self.dir / "pose" / "pose_eval.txt").unlink(missing_ok=True)
             if self.cfg.init.method == "gt":
                 atomic_write_json(self.dir / "3d_metrics.json", self._geometry_accuracy(tag))
             atomic_write_json(self.dir / "results.json", {tag: result})
@@ -333,7 +335,8 @@ class Job:
         return fingerprint([file_digest(f) for f in files]) if all(f.is_file() for f in files) else None
 
     def _pose_accuracy(self) -> tuple[dict | None, str | None]:
-        """Camera-pose errors against the scene's ground-truth cameras, or (None, why not)."""
+        """Camera-pose errors against the scene's ground-truth cameras, or (None, why not); (null errors, why)
+        when no alignment onto the ground truth exists."""
         if self._gt_cameras_digest() is None:
             return None, f"no ground-truth cameras ({self.layout.gt_dir}/cameras.txt, images.txt)"
         if self.layout.n_views < 3:
@@ -344,11 +347,12 @@ class Job:
         except DatasetError as exc:
             return None, str(exc)
         poses = json.loads((self.test_dir / "test_poses.json").read_text())
-        return pose_errors(
+        errors = pose_errors(
             np.load(self.dir / "pose" / f"pose_{self.iteration}.npy"), np.load(self.dir / "pose" / "pose_org.npy"),
             np.stack([gt[n] for n in train_names]),
             np.array([poses[n]["refined_w2c"] for n in test_names]), np.array([poses[n]["initial_w2c"] for n in test_names]),
-            np.stack([gt[n] for n in test_names])), None
+            np.stack([gt[n] for n in test_names]))
+        return errors, errors.get("note")  # a note: the estimated cameras coincide, the errors are null
 
     def _geometry_accuracy(self, tag: str) -> dict:
         """The trained Gaussian centres and the (noised) initial positions against the known geometry (gt init)."""

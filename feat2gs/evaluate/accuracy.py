@@ -13,18 +13,23 @@ from scipy.spatial import cKDTree
 from feat2gs.geometry.similarity import apply_similarity_to_c2w, umeyama
 
 POINT_KEYS = ("Accuracy", "Acc_med", "Completion", "Comp_med", "Distance", "Dist_med")
+TRAJECTORY_KEYS = ("ATE", "RPE_trans", "RPE_rot")
+NO_SIMILARITY = "the estimated {} coincide: no similarity to the ground truth is defined, so the errors are null"
 
 
-def point_cloud_errors(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
+def point_cloud_errors(pred: np.ndarray, gt: np.ndarray) -> dict[str, float | str | None]:
     """pred, gt [M, 3] in correspondence (Gaussian i was initialised at gt point i).
 
     After aligning ``pred`` onto ``gt`` (Sim(3)): Accuracy = distance of each predicted point to the nearest
     ground-truth point (mean, median), Completion = the same from ground truth to prediction, Distance = distance of
-    corresponding points. Nearest neighbours through k-d trees, so 600k points need little memory.
+    corresponding points. Nearest neighbours through k-d trees, so 600k points need little memory. Points
+    collapsed onto one spot have no alignment: every value is null, with a ``note``.
     """
     pred = np.asarray(pred, dtype=np.float64)
     gt = np.asarray(gt, dtype=np.float64)
     s, R, t = umeyama(pred, gt)
+    if not np.isfinite(s):
+        return {**dict.fromkeys(POINT_KEYS), "note": NO_SIMILARITY.format("points")}
     aligned = s * pred @ R.T + t
     acc, _ = cKDTree(gt).query(aligned, workers=-1)
     comp, _ = cKDTree(aligned).query(gt, workers=-1)
@@ -59,7 +64,8 @@ def pose_errors(train_w2c: np.ndarray, initial_w2c: np.ndarray, gt_train_w2c: np
     """Pose accuracy of the optimised and of the initial training cameras (each aligned onto the ground-truth
     camera centres by its own Sim(3)), and, when given, of the refined and initial test cameras (mapped with the
     Sim(3) of the optimised / initial training cameras: the test poses live in the training frame). Needs 3 or more
-    training cameras (a similarity from fewer centres is not determined)."""
+    training cameras (a similarity from fewer centres is not determined). Estimated centres that coincide have no
+    alignment: that block's errors are null, with a ``note``."""
     if len(gt_train_w2c) < 3:
         raise ValueError(f"pose accuracy needs 3 or more training cameras, got {len(gt_train_w2c)}")
     gt_c2w = np.linalg.inv(gt_train_w2c)
@@ -67,6 +73,9 @@ def pose_errors(train_w2c: np.ndarray, initial_w2c: np.ndarray, gt_train_w2c: np
     def evaluate(est_w2c: np.ndarray, test: np.ndarray | None) -> tuple[dict, dict | None]:
         est_c2w = np.linalg.inv(est_w2c)
         s, R, t = umeyama(_centres(est_c2w), _centres(gt_c2w))
+        if not np.isfinite(s):
+            nulls = {**dict.fromkeys(TRAJECTORY_KEYS), "note": NO_SIMILARITY.format("camera centres")}
+            return nulls, (None if test is None or gt_test_w2c is None else dict(nulls))
         train = trajectory_errors(apply_similarity_to_c2w(est_c2w, s, R, t), gt_c2w)
         if test is None or gt_test_w2c is None:
             return train, None
@@ -83,4 +92,4 @@ def pose_errors(train_w2c: np.ndarray, initial_w2c: np.ndarray, gt_train_w2c: np
 
 def format_pose_eval(errors: dict) -> str:
     """``pose/pose_eval.txt`` as the reference's paper scripts parse it: ``ATE: x, RPE_trans: y, RPE_rot: z``."""
-    return ", ".join(f"{k}: {errors[k]}" for k in ("ATE", "RPE_trans", "RPE_rot")) + "\n"
+    return ", ".join(f"{k}: {errors[k]}" for k in TRAJECTORY_KEYS) + "\n"

@@ -67,3 +67,13 @@ def test_test_views_are_mapped_with_the_training_alignment():
     shifted[:, :3, 3] += [0.5, 0, 0]  # test poses off by half a unit in the training frame
     errors = pose_errors(train, train, train, np.linalg.inv(shifted), test, test)
     assert errors["test"]["ATE"] == pytest.approx(0.5) and errors["test"]["initial"]["ATE"] < 1e-9
+
+
+def test_collapsed_estimates_give_null_errors_with_a_note_never_nan():
+    gt = _ring(5)
+    collapsed = np.tile(np.eye(4), (5, 1, 1))  # every estimated camera at the origin (a degenerate alignment)
+    errors = pose_errors(collapsed, gt, gt, collapsed[:2], gt[:2], gt[:2])
+    assert errors["ATE"] is None and errors["RPE_rot"] is None and "coincide" in errors["note"]
+    assert errors["test"]["ATE"] is None and errors["initial"]["ATE"] < 1e-9  # the initial cameras still align
+    points = point_cloud_errors(np.zeros((50, 3)), np.random.default_rng(0).normal(size=(50, 3)))
+    assert all(points[k] is None for k in ("Accuracy", "Completion", "Distance")) and "coincide" in points["note"]
