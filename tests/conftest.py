@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 from pathlib import Path
 
 import pytest
@@ -21,11 +23,32 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_feat2gs_logger():
+    """An in-process CLI call configures the ``feat2gs`` logger (own handler, no propagation, maybe errors only);
+    undo it so that later tests' ``caplog`` sees every record whatever the test order."""
+    yield
+    logger = logging.getLogger("feat2gs")
+    for handler in [h for h in logger.handlers if getattr(h, "_feat2gs", False)]:
+        logger.removeHandler(handler)
+    logger.propagate = True
+    logger.setLevel(logging.NOTSET)
+
+
 @pytest.fixture(scope="session")
-def scene_root(tmp_path_factory) -> Path:
-    """A 3-train / 2-test synthetic scene at 64x48 (session-wide, read-only for tests)."""
-    root = tmp_path_factory.mktemp("data")
+def pristine_scene(tmp_path_factory) -> Path:
+    """A 3-train / 2-test synthetic scene at 64x48, generated once; never written to (module-scoped fixtures copy it)."""
+    root = tmp_path_factory.mktemp("pristine")
     make_scene(root, n_train=3, n_test=2, width=64, height=48, seed=0)
+    return root
+
+
+@pytest.fixture
+def scene_root(pristine_scene, tmp_path_factory) -> Path:
+    """This test's own copy of the synthetic scene: step 1 writes into the data root, so a shared one would make
+    results depend on which tests ran before."""
+    root = tmp_path_factory.mktemp("data")
+    shutil.copytree(pristine_scene, root, dirs_exist_ok=True)
     return root
 
 

@@ -16,15 +16,15 @@ from PIL import Image
 from feat2gs.cli import main
 from feat2gs.job import Job
 from tests.conftest import tiny_config
-from tests.pipeline.test_job import TINY_SETS
+from tests.pipeline.test_job import tiny_sets
 
 
 @pytest.fixture(scope="module")
-def world(scene_root, tmp_path_factory) -> dict[str, Path]:
+def world(pristine_scene, tmp_path_factory) -> dict[str, Path]:
     """A data root with a finished job, plus bad sources for the dataset builders."""
     base = tmp_path_factory.mktemp("bad")
     root, out = base / "data", base / "out"
-    shutil.copytree(scene_root, root)
+    shutil.copytree(pristine_scene, root)
     Job.create(root, "Synthetic", "blocks", "iuvrgb", "T", tiny_config(), out, progress=False).run_all(video=False)
     rng = np.random.default_rng(0)
     trunc = base / "truncated"
@@ -58,9 +58,7 @@ def _snapshot(*folders: Path) -> dict[str, str]:
 def _eval(w, *extra: str) -> list[str]:
     args = ["eval", "-d", str(w["root"]), "--dataset", "Synthetic", "--scene", "blocks", "-o", str(w["out"]),
             "--preset", "quick", "--no-video", "-q"]
-    for item in TINY_SETS:
-        args += ["--set", item]
-    return args + list(extra)
+    return args + tiny_sets(*extra) + list(extra)
 
 
 CASES = {

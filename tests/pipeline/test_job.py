@@ -16,8 +16,16 @@ from tests.conftest import tiny_config
 
 pytestmark = pytest.mark.slow
 
-TINY_SETS = ["init.image_size=48", "init.feat_dim=32", "train.resolution=48", "train.warm_iterations=20",
-             "eval.test_pose_iterations=3", "video.n_frames=4", "video.resolution=48", "eval.lpips=false"]
+TINY_SETS = ["init.image_size=48", "init.feat_dim=32", "train.resolution=48", "train.iterations=40",
+             "train.warm_iterations=20", "eval.test_pose_iterations=3", "video.n_frames=4", "video.resolution=48",
+             "eval.lpips=false"]
+
+
+def tiny_sets(*extra: str) -> list[str]:
+    """``--set`` arguments for TINY_SETS, leaving out a setting that ``extra`` names with its own option (``--set``
+    is applied last, so it would silently win over e.g. ``--feat-dim``)."""
+    named = {"init.feat_dim"} if "--feat-dim" in extra else set()
+    return [arg for item in TINY_SETS if item.split("=")[0] not in named for arg in ("--set", item)]
 
 
 def test_eval_writes_everything_and_skips_when_done(scene_root, tmp_path):
@@ -72,9 +80,7 @@ def test_same_command_twice_gives_same_metrics(scene_root, tmp_path):
 def _cli(root, out, *extra):
     cmd = [sys.executable, "-m", "feat2gs.cli", "eval", "-d", str(root), "--dataset", "Synthetic", "--scene", "blocks",
            "-o", str(out), "--preset", "quick", "--no-video"]
-    for item in TINY_SETS:
-        cmd += ["--set", item]
-    return cmd + list(extra)
+    return cmd + tiny_sets(*extra) + list(extra)
 
 
 def test_killed_training_leaves_nothing_final_and_rerun_finishes(scene_root, tmp_path):
@@ -93,7 +99,8 @@ def test_killed_training_leaves_nothing_final_and_rerun_finishes(scene_root, tmp
     assert not (job_dir / "point_cloud").exists()
     record = json.loads((job_dir / "run.json").read_text()) if (job_dir / "run.json").exists() else {"steps": {}}
     assert "train" not in record["steps"]
-    done = subprocess.run(_cli(root, tmp_path / "out", "-f", "iuvrgb", "-M", "T", "-q"), capture_output=True, text=True)
+    done = subprocess.run(_cli(root, tmp_path / "out", "-f", "iuvrgb", "-M", "T", "--set", "train.iterations=400", "-q"),
+                          capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert (job_dir / "results.json").is_file()
 

@@ -25,11 +25,11 @@ def _job(root: Path, out: Path, **evals) -> Job:
 
 
 @pytest.fixture(scope="module")
-def finished(scene_root, tmp_path_factory) -> tuple[Path, Path]:
+def finished(pristine_scene, tmp_path_factory) -> tuple[Path, Path]:
     """(data root, output root) of one finished job with a video (copied by tests that damage it)."""
     base = tmp_path_factory.mktemp("finished")
     root, out = base / "data", base / "out"
-    shutil.copytree(scene_root, root)
+    shutil.copytree(pristine_scene, root)
     _job(root, out).run_all()
     return root, out
 

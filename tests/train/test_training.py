@@ -1,4 +1,5 @@
 import math
+import shutil
 
 import pytest
 import torch
@@ -25,9 +26,11 @@ def test_schedule_and_losses():
 
 
 @pytest.fixture(scope="module")
-def training_data(scene_root):
+def training_data(pristine_scene, tmp_path_factory):
     cfg = tiny_config()
-    layout = SceneLayout.open(scene_root, "Synthetic", "blocks")
+    root = tmp_path_factory.mktemp("training_data")
+    shutil.copytree(pristine_scene, root, dirs_exist_ok=True)
+    layout = SceneLayout.open(root, "Synthetic", "blocks")
     step1 = run_init(layout, cfg.init, "oracle_xyz")
     data = load_step1(step1)
     views = load_views(step1, layout.train_images_dir, data["manifest"]["names"], cfg.train.resolution,
