@@ -74,3 +74,28 @@ def device_name(device: torch.device) -> str:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
+
+
+def orbit_views(n: int, height: int, width: int, g: torch.Generator, spacing: float = 0.8, jitter: float = 0.0,
+                depth_noise: float = 0.0) -> tuple[float, list[torch.Tensor], list[torch.Tensor]]:
+    """``n`` cameras ``spacing`` apart on a line, yawing from -10 to +10 degrees, each seeing a wavy surface about
+    3 units away (optionally jittered in height and depth): (focal, c2w [4, 4] per view, world points [H, W, 3]
+    per view), float64 — the scene of the alignment benchmarks."""
+    focal = 0.85 * max(width, height)
+    v, u = torch.meshgrid(torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64),
+                          indexing="ij")
+    c2w = []
+    for k in range(n):
+        yaw = math.radians(-10 + 20 * k / max(n - 1, 1))
+        M = torch.eye(4, dtype=torch.float64)
+        M[:3, :3] = torch.tensor([[math.cos(yaw), 0, math.sin(yaw)], [0, 1, 0], [-math.sin(yaw), 0, math.cos(yaw)]],
+                                 dtype=torch.float64)
+        M[:3, 3] = torch.tensor([spacing * (k - (n - 1) / 2), jitter * torch.randn(1, generator=g).item(), 0.2])
+        c2w.append(M)
+    ray = torch.stack([(u - width / 2) / focal, (v - height / 2) / focal, torch.ones_like(u)], -1)
+    world = []
+    for k in range(n):
+        depth = 3 + 0.5 * torch.sin(u / width * 6 + k) * torch.cos(v / height * 4)
+        depth = depth + depth_noise * torch.rand(height, width, generator=g, dtype=torch.float64)
+        world.append((ray * depth[..., None]) @ c2w[k][:3, :3].T + c2w[k][:3, 3])
+    return focal, c2w, world

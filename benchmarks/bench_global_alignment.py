@@ -19,27 +19,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from benchmarks._common import orbit_views  # noqa: E402
 from feat2gs.init.align import DenseAligner, minimum_spanning_tree_init  # noqa: E402
 
 
 def synthetic_pairs(n: int, height: int, width: int, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
-    focal = 0.85 * max(width, height)
-    v, u = torch.meshgrid(torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64),
-                          indexing="ij")
-    c2w = []
-    for k in range(n):
-        yaw = math.radians(-10 + 20 * k / max(n - 1, 1))
-        R = torch.tensor([[math.cos(yaw), 0, math.sin(yaw)], [0, 1, 0], [-math.sin(yaw), 0, math.cos(yaw)]],
-                         dtype=torch.float64)
-        M = torch.eye(4, dtype=torch.float64)
-        M[:3, :3], M[:3, 3] = R, torch.tensor([0.8 * (k - (n - 1) / 2), 0.1 * torch.randn(1, generator=g).item(), 0.2])
-        c2w.append(M)
-    pts_world = []
-    for k in range(n):
-        depth = 3 + 0.5 * torch.sin(u / width * 6 + k) * torch.cos(v / height * 4) + 0.05 * torch.rand(height, width, generator=g, dtype=torch.float64)
-        cam = torch.stack([(u - width / 2) / focal, (v - height / 2) / focal, torch.ones_like(u)], -1) * depth[..., None]
-        pts_world.append(cam @ c2w[k][:3, :3].T + c2w[k][:3, 3])
+    _, c2w, pts_world = orbit_views(n, height, width, g, spacing=0.8, jitter=0.1, depth_noise=0.05)
     edges = [(i, j) for i in range(n) for j in range(n) if i != j]
     p1, p2, c1, c2 = [], [], [], []
     for i, j in edges:

@@ -22,7 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from benchmarks._common import device_name, sync  # noqa: E402
+from benchmarks._common import device_name, orbit_views, sync  # noqa: E402
 from feat2gs.init.sparse import SparseGAConfig, sparse_align  # noqa: E402
 from feat2gs.init.sparse.pairs import SparsePairs, match_pair  # noqa: E402
 
@@ -30,23 +30,7 @@ from feat2gs.init.sparse.pairs import SparsePairs, match_pair  # noqa: E402
 def synthetic_outputs(n: int, height: int, width: int, seed: int = 0, desc_dim: int = 24):
     """{(a, b): (res11, res21, res22, res12)} for a > b, each a dict of pts3d/conf/desc/desc_conf/feat."""
     g = torch.Generator().manual_seed(seed)
-    focal = 0.85 * max(width, height)
-    v, u = torch.meshgrid(torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64),
-                          indexing="ij")
-    c2w = []
-    for k in range(n):
-        yaw = math.radians(-10 + 20 * k / max(n - 1, 1))
-        M = torch.eye(4, dtype=torch.float64)
-        M[:3, :3] = torch.tensor([[math.cos(yaw), 0, math.sin(yaw)], [0, 1, 0], [-math.sin(yaw), 0, math.cos(yaw)]],
-                                 dtype=torch.float64)
-        M[:3, 3] = torch.tensor([0.6 * (k - (n - 1) / 2), 0.0, 0.2])
-        c2w.append(M)
-    world = []
-    for k in range(n):
-        depth = 3 + 0.5 * torch.sin(u / width * 6 + k) * torch.cos(v / height * 4)
-        ray = torch.stack([(u - width / 2) / focal, (v - height / 2) / focal, torch.ones_like(u)], -1)
-        cam = ray * depth[..., None]
-        world.append(cam @ c2w[k][:3, :3].T + c2w[k][:3, 3])
+    _, c2w, world = orbit_views(n, height, width, g, spacing=0.6)
     proj = torch.randn(3 * 16, desc_dim, generator=g, dtype=torch.float64)
     freqs = torch.randn(3, 3 * 16, generator=g, dtype=torch.float64) * 6
 

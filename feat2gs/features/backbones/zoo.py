@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from feat2gs.features.backbones.config import BackboneConfig, register_backbone
 
+PATCH14_NOTE = ("Patch 14: the normalised image is centre-padded with zeros to a multiple of 14 (extra pixel "
+                "right/bottom), and the token grid is resampled (bilinear) onto a round(H/14) x round(W/14) grid "
+                "whose cells tile the unpadded image, fixing the upstream stretch of the padded grid over the "
+                "real pixels.")
 
 register_backbone(BackboneConfig(
     name="dino_b16",
@@ -39,10 +43,7 @@ register_backbone(BackboneConfig(
     url="https://dl.fbaipublicfiles.com/dinov2/dinov2_vitb14/dinov2_vitb14_pretrain.pth",
     protocol_source='torch.hub.load("facebookresearch/dinov2", "dinov2_vitb14")',
     block=11,
-    notes=("Patch 14: the normalised image is centre-padded with zeros to a multiple of 14 (extra pixel "
-        "right/bottom), and the token grid is resampled (bilinear) onto a round(H/14) x round(W/14) grid "
-        "whose cells tile the unpadded image, fixing the upstream stretch of the padded grid over the "
-        "real pixels."),
+    notes=PATCH14_NOTE,
 ))
 
 register_backbone(BackboneConfig(
@@ -58,10 +59,7 @@ register_backbone(BackboneConfig(
     url="https://dl.fbaipublicfiles.com/dinov2/dinov2_vitb14/dinov2_vitb14_reg4_pretrain.pth",
     protocol_source='torch.hub.load("facebookresearch/dinov2", "dinov2_vitb14_reg")',
     block=11,
-    notes=("Patch 14: the normalised image is centre-padded with zeros to a multiple of 14 (extra pixel "
-        "right/bottom), and the token grid is resampled (bilinear) onto a round(H/14) x round(W/14) grid "
-        "whose cells tile the unpadded image, fixing the upstream stretch of the padded grid over the "
-        "real pixels."),
+    notes=PATCH14_NOTE,
 ))
 
 register_backbone(BackboneConfig(
@@ -77,10 +75,7 @@ register_backbone(BackboneConfig(
     url="https://dl.fbaipublicfiles.com/dinov2/dinov2_vitl14/dinov2_vitl14_pretrain.pth",
     protocol_source='torch.hub.load("facebookresearch/dinov2", "dinov2_vitl14")',
     block=23,
-    notes=("Patch 14: the normalised image is centre-padded with zeros to a multiple of 14 (extra pixel "
-        "right/bottom), and the token grid is resampled (bilinear) onto a round(H/14) x round(W/14) grid "
-        "whose cells tile the unpadded image, fixing the upstream stretch of the padded grid over the "
-        "real pixels."),
+    notes=PATCH14_NOTE,
 ))
 
 register_backbone(BackboneConfig(
