@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
+
+# Subprocesses (CLI runs, pool workers, the parallel script) inherit this: with several workers on a 2-core machine,
+# default OpenMP threads spin against each other and run 10-20x slower (README, "Measured").
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 import torch

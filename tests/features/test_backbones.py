@@ -13,6 +13,7 @@ import torch
 from feat2gs.errors import ConfigError
 from feat2gs.features import FeatureInputs, compose_features, get_feature, list_features
 from feat2gs.features import backbones as bb
+from feat2gs.features.backbones import extra
 from feat2gs.features.backbones.config import _BACKBONES, problems
 from tests.features.conftest import assert_random_weight_grids, backbone_inputs
 
@@ -130,6 +131,12 @@ def test_backbone_random_weights(name, offline_empty_caches):
         quick = type(m.transformer.resblocks[0].mlp.gelu).__name__ == "QuickGELU"
         assert quick == (cfg.pretrained_tag == "openai")
         assert m.proj.shape[1] == cfg.channels
+    if cfg.library == "transformers":
+        assert len(extra.mae_layers(m)) == cfg.block + 1  # hidden_states[L-1]
+    elif cfg.library == "segment_anything":
+        assert len(m.blocks) == cfg.block + 1 and m.pos_embed.shape[1:3] == (64, 64)
+    elif name == "midas_l16":
+        assert len(m.blocks) == cfg.block + 1 and m.patch_embed.grid_size == (24, 24)
     bb.clear_model_cache()
 
 
