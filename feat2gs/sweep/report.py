@@ -111,6 +111,10 @@ class ReportResult:
     calibrated_summary: list[CalibratedSummary] = field(default_factory=list)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def combo_tag(method: str, preset: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.@+-]", "_", f"{method}@{preset}")
 
@@ -191,9 +195,8 @@ def _scene_mean_tables(finals: list[JobRecord], expected: dict[str, set], metric
                         cells[(f, m, k)] = Cell(float(np.mean(vals)) if vals else None, len(vals), len(scenes),
                                                 any(r.random_weights for r in group),
                                                 any(r.status == STATUS_PARTIAL for r in group))
-            plural = "s" if len(scope_sets) > 1 else ""
-            scope_title = (f"{scope} ({len(scenes)} scenes)" if scope != ALL_SCENES
-                           else f"All scenes ({len(scenes)} scenes, {len(scope_sets)} dataset{plural})")
+            scope_title = (f"{scope} ({_count(len(scenes), 'scene')})" if scope != ALL_SCENES
+                           else f"All scenes ({_count(len(scenes), 'scene')}, {_count(len(scope_sets), 'dataset')})")
             title_ = f"{title}{scope_title}{note}"
             tables[scope] = Table(f"{title_}: {method}, preset {preset}", features, modes, metrics, cells, ranked)
         out[combo_tag(method, preset)] = tables
@@ -625,8 +628,8 @@ def report(results_root: str | Path, out_dir: str | Path, published_csv: str | P
 
     n_ranked = sum(r.rankable for r in finals)
     index = ["# Feat2GS benchmark report", "",
-             f"Results: `{Path(results_root)}`. {len(finals)} finished jobs: {n_ranked} ranked, {n_random} with "
-             f"random weights (not ranked), {len(degenerate)} degenerate (nothing measured, not ranked); "
+             f"Results: `{Path(results_root)}`. {_count(len(finals), 'finished job')}: {n_ranked} ranked, "
+             f"{n_random} with random weights (not ranked), {len(degenerate)} degenerate (nothing measured, not ranked); "
              f"{sum(r.status == STATUS_UNFINISHED for r in records)} unfinished, "
              f"{sum(r.status == STATUS_UNREADABLE for r in records)} unreadable, {len(absent)} absent "
              "(see [missing.md](missing.md)); every job in [jobs.csv](jobs.csv).", "",

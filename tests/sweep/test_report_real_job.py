@@ -21,3 +21,5 @@ def test_report_on_a_real_job(scene_root, tmp_path):
     assert row["LPIPS"] == ""  # eval.lpips=false -> null
     table = next(iter(res.tables.values()))["All"]
     assert table.cell("iuvrgb", "G", "PSNR").n == 1 and table.cell("iuvrgb", "G", "LPIPS") is None
+    index = (tmp_path / "rep" / "report.md").read_text()
+    assert "1 finished job:" in index and "(1 scene, 1 dataset)" in index  # counts in good English
