@@ -167,6 +167,12 @@ def test_pair_cache_is_reused_and_keyed_by_images_and_weights(tiny, tmp_path):
     victim.write_bytes(b"garbage")
     infer_pairs(net, imgs, pairs, cfg, cache, progress=False)
     assert net.calls == 10 + 2 and victim.stat().st_size > 100
+    # a flipped bit that still parses is caught by the entry's digest
+    data = bytearray(victim.read_bytes())
+    data[-3] ^= 0x10
+    victim.write_bytes(bytes(data))
+    infer_pairs(net, imgs, pairs, cfg, cache, progress=False)
+    assert net.calls == 12 + 2
 
 
 @requires_tiny
