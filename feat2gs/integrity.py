@@ -5,6 +5,10 @@ A record is ``{relative path: [size, blake2b hex]}``: in ``run.json`` per job st
 shared step folders (step 1, step 3). :func:`verify` names the first damaged, missing or
 unexpected file; records written before digests existed are checked by parsing each file instead
 (:func:`parses`), so older results are not recomputed needlessly but a truncated file is never trusted.
+
+Cache files that live outside any step record (the backbone-grid cache, the MASt3R pair cache) verify themselves:
+:func:`save_checked_tensors` stores a digest of their tensors in the safetensors metadata and
+:func:`load_checked_tensors` refuses a file whose content no longer matches it.
 """
 
 from __future__ import annotations
@@ -15,7 +19,12 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
 from feat2gs.config import fingerprint
+from feat2gs.io import atomic_save
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +39,38 @@ def file_digest(path: Path) -> str:
         while chunk := fh.read(CHUNK):
             h.update(chunk)
     return h.hexdigest()
+
+
+def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """blake2b-128 of every tensor's name, dtype, shape and bytes."""
+    h = hashlib.blake2b(digest_size=16)
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def save_checked_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    """Atomically write a safetensors file that carries the digest of its own tensors."""
+    data = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    meta = {**(metadata or {}), "digest": tensors_digest(data)}
+    atomic_save(path, lambda tmp: save_file(data, str(tmp), metadata=meta))
+
+
+def load_checked_tensors(path: Path) -> tuple[dict[str, torch.Tensor] | None, str | None]:
+    """(tensors, None), or (None, why not): unreadable, or its tensors differ from the digest it was written with
+    (a flipped bit that still parses; files written without a digest count as damaged too)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            digest = (f.metadata() or {}).get("digest")
+        tensors = load_file(str(path))
+    except (OSError, SafetensorError) as exc:
+        return None, f"unreadable ({exc})"
+    if digest != tensors_digest(tensors):
+        return None, "digest mismatch"
+    return tensors, None
 
 
 def _files(paths: Iterable[Path]) -> list[Path]:

@@ -6,7 +6,8 @@ DIFT, the noise seed; the file name's key hashes exactly those, so ``dino_b16``,
 
     <scene>/<N>_views/feature_cache/<feature>/<H>x<W>-<key>.safetensors   ("features" [N, h, w, C] float32)
 
-Files are written atomically; an unreadable or inconsistent file is recomputed (and replaced), never trusted.
+Files are written atomically with a digest of their content (``feat2gs.integrity.save_checked_tensors``); an
+unreadable, damaged (digest mismatch) or inconsistent file is recomputed (and replaced), never trusted.
 """
 
 from __future__ import annotations
@@ -17,10 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
-from feat2gs.io import atomic_path
+from feat2gs.integrity import load_checked_tensors, save_checked_tensors
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +47,11 @@ def cache_file(cache_dir: Path, name: str, images: torch.Tensor, identity: str) 
 
 
 def _read(path: Path, n_images: int) -> torch.Tensor | None:
-    try:
-        feats = load_file(str(path))["features"]
-    except (OSError, KeyError, SafetensorError) as exc:
-        log.warning("feature cache %s is unreadable (%s); recomputing", path, exc)
+    tensors, problem = load_checked_tensors(path)
+    if problem or "features" not in tensors:
+        log.warning("damaged output %s (%s); recomputing", path, problem or "no 'features' tensor")
         return None
+    feats = tensors["features"]
     if feats.ndim != 4 or feats.shape[0] != n_images or not torch.isfinite(feats).all():
         log.warning("feature cache %s holds a %s grid for %d images; recomputing", path, tuple(feats.shape), n_images)
         return None
@@ -73,6 +72,5 @@ def cached_extract(cache_dir: Path | None, name: str, images: torch.Tensor, iden
             return feats
     feats = compute().float().cpu().contiguous()
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        save_file({"features": feats}, str(tmp), metadata={"feature": name, "identity": identity})
+    save_checked_tensors(path, {"features": feats}, {"feature": name, "identity": identity})
     return feats

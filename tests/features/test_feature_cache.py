@@ -76,6 +76,10 @@ def test_damaged_cache_files_are_recomputed_and_replaced(counted, tmp_path):
     assert len(calls) == 2
     assert torch.equal(compose_features("counted", inputs, None), first) and len(calls) == 2  # replaced, reused
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temp files left
+    data = bytearray(path.read_bytes())
+    data[-2] ^= 0x01  # a flipped bit in the last feature value: same size, still parses, still finite
+    path.write_bytes(bytes(data))
+    assert torch.equal(compose_features("counted", inputs, None), first) and len(calls) == 3
 
 
 def test_backbone_cache_identity_follows_weights_and_seed(offline_empty_caches):

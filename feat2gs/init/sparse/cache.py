@@ -2,8 +2,8 @@
 
 The key of a pair hashes everything its content depends on: the network weights (a fingerprint of the loaded
 state_dict, so random weights never hit another run's entry), the autocast dtype, the matching settings and the
-two network input tensors. Files are written atomically (``feat2gs.io.atomic_save``) with a digest of their
-tensors in the metadata; an unreadable file, or one whose tensors no longer match their digest (a flipped bit
+two network input tensors. Files are written atomically with a digest of their tensors in the metadata
+(``feat2gs.integrity.save_checked_tensors``); an unreadable file, or one whose tensors no longer match their digest (a flipped bit
 that still parses), is treated as a miss and rewritten. Unlike the reference (which deletes its cache before every run) a valid entry
 is reused across runs, e.g. by the test-pose run on train+test images.
 """
@@ -15,10 +15,8 @@ import logging
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 
-from feat2gs.io import atomic_save
+from feat2gs.integrity import load_checked_tensors, save_checked_tensors
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +40,6 @@ def weights_fingerprint(model: torch.nn.Module, samples: int = 256) -> str:
 def tensor_digest(t: torch.Tensor) -> bytes:
     t = t.detach().float().cpu().contiguous()
     return hashlib.sha256(f"{tuple(t.shape)}".encode() + t.numpy().tobytes()).digest()
-
-
-def payload_digest(tensors: dict[str, torch.Tensor]) -> str:
-    """Digest of a cache entry's content: every tensor's name, dtype, shape and bytes."""
-    h = hashlib.sha256()
-    for name in sorted(tensors):
-        t = tensors[name].detach().cpu().contiguous()
-        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
 
 
 class PairCache:
@@ -81,21 +69,12 @@ class PairCache:
         path = self._path(key)
         if not path.is_file():
             return None
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                digest = (f.metadata() or {}).get("digest")
-            tensors = load_file(str(path))
-        except (OSError, SafetensorError) as exc:
-            log.warning("ignoring unreadable MASt3R pair cache %s (%s)", path, exc)
-            return None
-        if digest != payload_digest(tensors):
-            log.warning("damaged output %s (digest mismatch), recomputing the pair", path)
-            return None
+        tensors, problem = load_checked_tensors(path)
+        if problem:
+            log.warning("damaged output %s (%s), recomputing the pair", path, problem)
         return tensors
 
     def save(self, key: str, tensors: dict[str, torch.Tensor]) -> None:
         if self.directory is None:
             return
-        data = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-        metadata = {"format": FORMAT, "digest": payload_digest(data)}
-        atomic_save(self._path(key), lambda tmp: save_file(data, str(tmp), metadata=metadata))
+        save_checked_tensors(self._path(key), tensors, {"format": FORMAT})
