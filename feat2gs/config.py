@@ -35,6 +35,7 @@ class InitConfig:
     device: str = "auto"  # where step-1 networks run (--device sets this and the top-level device)
     align_iterations: int = 300  # dense global alignment
     mast3r_alignment: str = "sparse"  # mast3r init: sparse (the reference's sparse global alignment) | dense
+    mast3r_tsdf_thresh: float = 0.0  # sparse alignment: TSDF refinement of the read-out depths (0: off, as Feat2GS)
     feat_dim: int | None = 256  # PCA dimension; None keeps the raw width; tiny features skip PCA
     pca: str = "exact"  # exact (deterministic, sign-fixed) | lowrank (torch.pca_lowrank, seeded; the reference's)
     vis_feat: bool = True  # write the feature visualisation PNG
@@ -279,6 +280,7 @@ RULES: dict[type, dict[str, tuple[Callable[[Any], bool], str]]] = {
         "backbone_max_pixels": POSITIVE,
         "pca": _one_of("exact", "lowrank"), "autocast": _one_of(None, "bf16", "fp16"), "device": DEVICE,
         "mast3r_alignment": _one_of("sparse", "dense"), "seed": NON_NEGATIVE,
+        "mast3r_tsdf_thresh": ((lambda v: math.isfinite(v) and v >= 0), "a finite number >= 0 (0: off)"),
         "perturb_rot_deg": NON_NEGATIVE, "perturb_trans": NON_NEGATIVE,
     },
     TrainConfig: {
@@ -411,8 +413,8 @@ def parse_feature_checkpoints(text: str | None) -> dict[str, str]:
 # setting added later cannot be forgotten by the keys and silently reuse stale outputs.
 STEP_SETTINGS: dict[str, tuple[str, ...]] = {
     "geometry": ("init.method", "init.image_size", "init.checkpoint", "init.random_weights", "init.autocast",
-                 "init.align_iterations", "init.mast3r_alignment", "init.perturb_rot_deg", "init.perturb_trans",
-                 "init.reference_intrinsics"),  # step 1's geometry, shared by all features
+                 "init.align_iterations", "init.mast3r_alignment", "init.mast3r_tsdf_thresh", "init.perturb_rot_deg",
+                 "init.perturb_trans", "init.reference_intrinsics"),  # step 1's geometry, shared by all features
     "features": ("init.feature_checkpoints", "init.feat_dim", "init.pca", "init.seed", "init.truncate_colors",
                  "init.vis_feat"),  # step 1's features (plus the geometry)
     "test_pose": ("eval.perturb_rot_deg", "eval.perturb_trans", "eval.mask_depth_atol", "eval.seed",

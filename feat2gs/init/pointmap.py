@@ -64,7 +64,7 @@ def network_pointmaps(images: torch.Tensor, kind: str, cfg: InitConfig, known_fo
     if sparse:
         from feat2gs.init.sparse import SparseGAConfig, mast3r_pairs, sparse_align
 
-        scfg = SparseGAConfig()
+        scfg = SparseGAConfig(tsdf_thresh=cfg.mast3r_tsdf_thresh)
         matched = mast3r_pairs(loaded.model, imgs, edges, scfg, cache_dir=cache_dir, batch_size=cfg.batch_size,
                                device=device, autocast=autocast, progress=progress)
         del loaded.model

@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from feat2gs.config import make_config
+from feat2gs.errors import ConfigError
 from feat2gs.data.colmap import read_colmap_model
 from feat2gs.data.layout import SceneLayout
 from feat2gs.init import pointmap
@@ -120,8 +121,6 @@ def test_dense_alignment_stays_available(scene_root, tmp_path, tiny_mast3r):
     assert type(align).__name__ == "AlignResult" and random
     assert not (layout.views_dir / "mast3r_cache").exists()
     cfg.init.mast3r_alignment = "bogus"
-    from feat2gs.errors import ConfigError
-
     with pytest.raises(ConfigError, match="mast3r_alignment"):
         pointmap.uses_sparse_alignment("mast3r", cfg.init)
 
@@ -180,3 +179,24 @@ def test_step1_progress_bars_follow_the_progress_flag(scene_root, tmp_path, tiny
         shutil.copytree(scene_root, root)
         run_init(SceneLayout.open(root, "Synthetic", "blocks"), cfg.init, "iuvrgb", progress=progress)
         assert (bars in capsys.readouterr().err) == progress
+
+
+def test_tsdf_threshold_reaches_the_sparse_read_out(scene_root, tiny_mast3r, monkeypatch):
+    """init.mast3r_tsdf_thresh (0 = off, the reference) is what the sparse alignment's read-out is given, and it is
+    part of the geometry's key; a negative or infinite value is a setting error."""
+    import feat2gs.init.sparse as sparse
+    from feat2gs.config import STEP_SETTINGS
+
+    seen = []
+    real = sparse.sparse_align
+    monkeypatch.setattr(sparse, "sparse_align", lambda pairs, cfg, **kw: seen.append(cfg.tsdf_thresh) or
+                        real(pairs, cfg, **kw))
+    layout = SceneLayout.open(scene_root, "Synthetic", "blocks")
+    images, _ = pointmap.load_network_images(layout.train_paths(), 48)
+    for value in ("0", "0.05"):
+        cfg = make_config("quick", ["init.image_size=48", "init.method=mast3r", f"init.mast3r_tsdf_thresh={value}"])
+        pointmap.network_pointmaps(images, "mast3r", cfg.init)
+    assert seen == [0.0, 0.05] and "init.mast3r_tsdf_thresh" in STEP_SETTINGS["geometry"]
+    for bad in ("-1", "inf"):
+        with pytest.raises(ConfigError, match="mast3r_tsdf_thresh"):
+            make_config("quick", [f"init.mast3r_tsdf_thresh={bad}"])
