@@ -271,7 +271,8 @@ class Job:
                                    "best_iteration": refined.best_iteration}
                     summary[name] = refined.best_loss
                 atomic_write_json(tmp / "test_poses.json", poses)
-            return {"views": len(summary), "mean_refined_l1": float(np.mean(list(summary.values())))}
+            finite = [v for v in summary.values() if v is not None]
+            return {"views": len(summary), "mean_refined_l1": float(np.mean(finite)) if finite else None}
 
         return self._run("render", self.render_key(test_pose), [self.test_dir], body, force)
 

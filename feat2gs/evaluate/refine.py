@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -12,9 +13,9 @@ from feat2gs.render import Gaussians, RenderSettings, rasterize
 
 @dataclass
 class RefinedPose:
-    viewmat: torch.Tensor  # [4, 4] the pose that gave the lowest loss
-    best_loss: float
-    initial_loss: float
+    viewmat: torch.Tensor  # [4, 4] the pose that gave the lowest loss (the initial one if no loss was finite)
+    best_loss: float | None  # None: no step gave a finite loss
+    initial_loss: float | None  # None: not finite
     best_iteration: int
 
 
@@ -51,4 +52,6 @@ def refine_test_pose(
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-    return RefinedPose(pose_vec_to_viewmat(best[1]), best[0], float(initial), best[2])
+    finite = math.isfinite(best[0])
+    return RefinedPose(pose_vec_to_viewmat(best[1]), best[0] if finite else None,
+                       initial if initial is not None and math.isfinite(initial) else None, best[2])

@@ -129,3 +129,16 @@ def test_views_that_cannot_be_measured_are_null_with_a_reason():
     degenerate = summarise({"b.png": empty})
     assert degenerate.status == "degenerate" and degenerate.means["PSNR"] is None and "visible" in degenerate.reason
     assert summarise({"a.png": ok}).status == "ok"
+
+
+def test_refinement_without_a_finite_loss_keeps_the_initial_pose_and_reports_null():
+    """A target with NaN pixels (or a render that goes NaN) gives no finite loss: the initial pose is kept and the
+    losses are null, never an Infinity that strict JSON refuses."""
+    gaussians, _ = _scene()
+    K = torch.tensor([[40.0, 0, 20], [0, 40, 15], [0, 0, 1]])
+    start = torch.eye(4)
+    gt = torch.full((30, 40, 3), float("nan"))
+    result = refine_test_pose(gaussians, start, K, 40, 30, gt, torch.ones(30, 40), 5, 3e-3, 1e-3,
+                              RenderSettings(sh_degree=None))
+    assert result.best_loss is None and result.initial_loss is None
+    assert torch.allclose(result.viewmat, start, atol=1e-6)
