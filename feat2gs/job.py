@@ -49,6 +49,7 @@ from feat2gs.train.views import load_views
 from feat2gs.video.writer import depth_normal_frames
 
 log = logging.getLogger(__name__)
+MIN_TRAIN_COVERAGE = 0.01  # a training view the trained Gaussians cover less than this (mean alpha) is reported
 
 
 def _save_png(path: Path, image: torch.Tensor) -> None:
@@ -212,7 +213,12 @@ class Job:
                  "position": v.camera.center.tolist(), "rotation": v.camera.c2w[:3, :3].tolist(),
                  "fx": float(v.camera.K[0, 0]), "fy": float(v.camera.K[1, 1])} for i, v in enumerate(views)])
             first = next((h["loss"] for h in result.history if h["phase"] == "render"), None)
+            for name, covered in zip(names, result.coverage):
+                if covered < MIN_TRAIN_COVERAGE:
+                    log.warning("training view %s: the trained Gaussians cover %.2f%% of it (mean alpha); the "
+                                "readout or the poses failed, and the test views will show it", name, 100 * covered)
             return {"n_gaussians": int(data["points"].shape[0]), "iterations": self.iteration,
+                    "train_view_coverage": {n: round(c, 4) for n, c in zip(names, result.coverage)},
                     "iterations_per_second": round(result.iterations_per_second, 2),
                     "first_render_loss": first, "final_loss": result.history[-1]["loss"] if result.history else None,
                     "peak_memory_mb": round(peak_memory_mb(self.device), 1),

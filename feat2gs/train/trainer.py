@@ -30,6 +30,7 @@ class TrainResult:
     history: list[dict[str, float]]  # sampled losses
     seconds: float
     iterations_per_second: float
+    coverage: list[float]  # per training view: mean alpha of the final Gaussians from the final pose
     features: torch.Tensor | None = None  # fine-tuned per-Gaussian features (ft modes only), CPU
 
 
@@ -166,7 +167,12 @@ def train_readout(
         raise
     seconds = time.perf_counter() - t0
     with torch.no_grad():
-        raw = {k: v.detach().cpu() for k, v in readout().items()}
+        final = readout()
+        gaussians = activate(final)
+        coverage = [float(rasterize(gaussians, pose_vec_to_viewmat(poses[i]), Ks[i], v.camera.width,
+                                    v.camera.height, settings, backend=backend).alpha.mean())
+                    for i, v in enumerate(views)]
+        raw = {k: v.detach().cpu() for k, v in final.items()}
     return TrainResult(
         raw=raw,
         poses_init=poses_init,
@@ -174,5 +180,6 @@ def train_readout(
         history=history,
         seconds=seconds,
         iterations_per_second=cfg.iterations / max(seconds, 1e-9),
+        coverage=coverage,
         features=readout.features.detach().cpu() if mode.finetune_features else None,
     )

@@ -46,6 +46,8 @@ def test_eval_writes_everything_and_skips_when_done(scene_root, tmp_path):
     assert len(list(iio.imiter(video))) == 4
     record = json.loads((d / "run.json").read_text())
     assert {"torch", "feat2gs"} <= set(record["versions"]) and record["seed"] == 0
+    coverage = record["steps"]["train"]["train_view_coverage"]
+    assert set(coverage) == set(job.layout.train_names) and min(coverage.values()) > 0.3
     assert (d / "pose" / "pose_40.npy").is_file() and (d / "config.yaml").is_file()
     assert not any(p.name.endswith(".tmp") or ".tmp." in p.name for p in d.rglob("*"))
     again = job.run_all()

@@ -76,3 +76,17 @@ def test_nan_loss_stops_with_iteration(training_data):
     with pytest.raises(TrainingDivergedError, match="at iteration 1 "):
         train_readout(data["points"], data["colors"], feats, views, get_mode("G"), False, cfg.train,
                       torch.device("cpu"), progress=False)
+
+
+def test_training_reports_how_much_of_each_view_the_gaussians_cover(training_data):
+    """Mean alpha of the final Gaussians in every training view: high for a working readout, ~0 when the
+    Gaussians are nowhere in view (a failed readout or pose), which the job then reports."""
+    cfg, data, views = training_data
+    good = _train(training_data, mode="T", iterations=12, warm_iterations=6)
+    assert len(good.coverage) == len(views) and min(good.coverage) > 0.3
+    centre = torch.as_tensor(views[0].camera.center, dtype=torch.float32)
+    behind = centre - 100.0 * torch.as_tensor(views[0].camera.c2w[:3, 2], dtype=torch.float32)  # far behind view 0
+    away = data["points"] - data["points"].mean(0) + behind
+    lost = train_readout(away, data["colors"], data["features"], views, get_mode("T"), False, cfg.train,
+                         torch.device("cpu"), progress=False)
+    assert max(lost.coverage) < 0.01
