@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 
@@ -34,13 +36,23 @@ class InitResult:
     random_weights: bool = False
 
 
-InitFn = Callable[..., InitResult]  # (layout, cfg, progress=False) -> InitResult
+class InitFn(Protocol):
+    def __call__(self, layout: SceneLayout, cfg: InitConfig, progress: bool = False) -> InitResult: ...
+
+
 _METHODS: dict[str, InitFn] = {}
 
 
-def register_init(name: str) -> Callable[[InitFn], InitFn]:
-    def wrap(fn: InitFn) -> InitFn:
-        _METHODS[name] = fn
+def _accepts_progress(fn: Callable) -> bool:
+    params = inspect.signature(fn).parameters.values()
+    return any(p.name == "progress" or p.kind is p.VAR_KEYWORD for p in params)
+
+
+def register_init(name: str) -> Callable[[Callable[..., InitResult]], Callable[..., InitResult]]:
+    """Register ``fn(layout, cfg[, progress])`` under ``name``; an initialiser without a ``progress`` parameter
+    (``fn(layout, cfg)``) is registered as it is and called without one."""
+    def wrap(fn: Callable[..., InitResult]) -> Callable[..., InitResult]:
+        _METHODS[name] = fn if _accepts_progress(fn) else (lambda layout, cfg, progress=False: fn(layout, cfg))
         return fn
 
     return wrap

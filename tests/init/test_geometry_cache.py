@@ -34,3 +34,22 @@ def test_a_second_feature_reuses_the_geometry_bit_for_bit(scene_root, tmp_path, 
     cfg2 = make_config("quick", ["init.image_size=64", "init.feat_dim=8"]).init
     run_init(layout, cfg2, "iuvrgb")  # other settings: other geometry
     assert len(calls) == 3
+
+
+def test_an_initialiser_without_a_progress_parameter_still_runs(scene_root, tmp_path, monkeypatch):
+    """``feat2gs.register_init`` takes ``fn(layout, cfg)`` as documented before step 1 gained progress bars."""
+    monkeypatch.setattr(base, "_METHODS", dict(base._METHODS))
+    gt = base.get_init("gt")
+    seen = []
+
+    @base.register_init("two_args")
+    def two_args(layout, cfg):
+        seen.append(cfg.method)
+        return gt(layout, cfg)
+
+    root = tmp_path / "data"
+    shutil.copytree(scene_root, root)
+    layout = SceneLayout.open(root, "Synthetic", "blocks")
+    cfg = make_config("quick", ["init.image_size=48", "init.feat_dim=8", "init.method=two_args"]).init
+    out = run_init(layout, cfg, "iuvrgb", progress=True)
+    assert seen == ["two_args"] and (out / "points3D.ply").is_file()
