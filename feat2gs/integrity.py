@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from feat2gs.config import fingerprint
 from feat2gs.io import atomic_save
@@ -38,6 +38,14 @@ def file_digest(path: Path) -> str:
     with open(path, "rb") as fh:
         while chunk := fh.read(CHUNK):
             h.update(chunk)
+    return h.hexdigest()
+
+
+def tensor_sha256(t: torch.Tensor) -> str:
+    """sha256 (hex) of a tensor's shape and float32 bytes: the content part of the cache keys."""
+    x = t.detach().to(torch.float32).contiguous().cpu()
+    h = hashlib.sha256(str(tuple(x.shape)).encode())
+    h.update(x.numpy().tobytes())
     return h.hexdigest()
 
 
@@ -65,7 +73,7 @@ def load_checked_tensors(path: Path) -> tuple[dict[str, torch.Tensor] | None, st
     try:
         with safe_open(str(path), framework="pt") as f:
             digest = (f.metadata() or {}).get("digest")
-        tensors = load_file(str(path))
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
     except (OSError, SafetensorError) as exc:
         return None, f"unreadable ({exc})"
     if digest != tensors_digest(tensors):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from feat2gs.integrity import load_checked_tensors, save_checked_tensors
+from feat2gs.integrity import load_checked_tensors, save_checked_tensors, tensor_sha256
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +33,8 @@ def file_identity(path: Path) -> str:
     return f"{path}:{st.st_size}:{st.st_mtime_ns}"
 
 
-def images_hash(images: torch.Tensor) -> str:
-    x = images.detach().to(torch.float32).contiguous().cpu()
-    h = hashlib.sha256(str(tuple(x.shape)).encode())
-    h.update(x.numpy().tobytes())
-    return h.hexdigest()
-
-
 def cache_file(cache_dir: Path, name: str, images: torch.Tensor, identity: str) -> Path:
-    key = hashlib.sha256("\n".join([f"v{FORMAT_VERSION}", name, identity, images_hash(images)]).encode())
+    key = hashlib.sha256("\n".join([f"v{FORMAT_VERSION}", name, identity, tensor_sha256(images)]).encode())
     _, h, w, _ = images.shape
     return Path(cache_dir) / name / f"{h}x{w}-{key.hexdigest()[:20]}.safetensors"
 
