@@ -61,7 +61,7 @@ def network_test_poses(layout: SceneLayout, init_cfg: InitConfig, eval_cfg: Eval
     The similarity ``m1 ≈ s·R·n1 + t`` (Umeyama on the same pixels of the training views) maps test cameras
     as rigid poses: centre ``s·R·c + t``, rotation ``R·R_c`` (the reference scaled the translation instead).
     """
-    from feat2gs.init.pointmap import load_network_images, network_K, network_pointmaps, uses_sparse_alignment
+    from feat2gs.init.pointmap import load_network_images, network_K, network_pointmaps, pair_cache_dir
 
     n = layout.n_views
     images, (w0, h0) = load_network_images(layout.train_paths() + layout.test_paths(), init_cfg.image_size)
@@ -71,9 +71,8 @@ def network_test_poses(layout: SceneLayout, init_cfg: InitConfig, eval_cfg: Eval
     focal = float(train_cams[0].resized(w, h).K[0, 0])
     known = focal if eval_cfg.test_pose_focal == "train" else None  # "estimated": the reference's free focal
     # the sparse alignment's pair cache is step 1's: the training pairs are not run through the network again
-    cache = layout.views_dir / "mast3r_cache" if uses_sparse_alignment(init_cfg.method, init_cfg) else None
-    align, _, _ = network_pointmaps(images, init_cfg.method, init_cfg, known_focal=known, cache_dir=cache,
-                                    progress=progress)
+    align, _, _ = network_pointmaps(images, init_cfg.method, init_cfg, known_focal=known,
+                                    cache_dir=pair_cache_dir(layout, init_cfg.method, init_cfg), progress=progress)
     joint = align.pts3d.double().cpu()
     if step1_points.shape != joint[:n].shape:
         raise DatasetError(f"step-1 points in {step1} do not match the joint run ({tuple(step1_points.shape)} vs "

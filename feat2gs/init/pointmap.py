@@ -8,6 +8,8 @@ Step 1 caches MASt3R's pair inference in ``<scene>/<N>_views/mast3r_cache``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -39,6 +41,12 @@ def uses_sparse_alignment(kind: str, cfg: InitConfig) -> bool:
     if cfg.mast3r_alignment not in ("sparse", "dense"):
         raise ConfigError(f"init.mast3r_alignment must be 'sparse' or 'dense', got {cfg.mast3r_alignment!r}")
     return cfg.mast3r_alignment == "sparse"
+
+
+def pair_cache_dir(layout: SceneLayout, kind: str, cfg: InitConfig) -> Path | None:
+    """``<N>_views/mast3r_cache``, where the sparse alignment keeps its pair inference (shared by steps 1 and 3);
+    None for the dense alignment, which caches nothing."""
+    return layout.views_dir / "mast3r_cache" if uses_sparse_alignment(kind, cfg) else None
 
 
 def network_pointmaps(images: torch.Tensor, kind: str, cfg: InitConfig, known_focal: float | None = None,
@@ -101,9 +109,8 @@ def reference_K(K: np.ndarray, width: int, height: int, original: tuple[int, int
 def _init(kind: str):
     def init(layout: SceneLayout, cfg: InitConfig, progress: bool = False) -> InitResult:
         images, original = load_network_images(layout.train_paths(), cfg.image_size)
-        sparse = uses_sparse_alignment(kind, cfg)
         align, features, random_weights = network_pointmaps(
-            images, kind, cfg, cache_dir=layout.views_dir / "mast3r_cache" if sparse else None, progress=progress)
+            images, kind, cfg, cache_dir=pair_cache_dir(layout, kind, cfg), progress=progress)
         _, h, w, _ = images.shape
         cameras = []
         for k, (name, c2w, focal) in enumerate(zip(layout.train_names, align.c2w, align.focals)):
