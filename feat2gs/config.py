@@ -148,6 +148,11 @@ class ExperimentConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
+# the settings sections (init, train, eval, video, instantsplat) by name: the one list, read off ExperimentConfig
+SECTIONS: dict[str, type] = {name: kind for name, kind in typing.get_type_hints(ExperimentConfig).items()
+                             if dataclasses.is_dataclass(kind)}
+
+
 def _quick() -> ExperimentConfig:
     return ExperimentConfig(
         preset="quick",
@@ -321,8 +326,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     from feat2gs.render.sh import MAX_SH_DEGREE
     from feat2gs.video.trajectories import TRAJECTORIES
 
-    sections = {"": cfg, "init.": cfg.init, "train.": cfg.train, "eval.": cfg.eval, "video.": cfg.video,
-                "instantsplat.": cfg.instantsplat}
+    sections = {"": cfg, **{f"{name}.": getattr(cfg, name) for name in SECTIONS}}
     for prefix, section in sections.items():
         types = _field_types(type(section))
         for f in dataclasses.fields(section):
@@ -366,8 +370,7 @@ def config_from_dict(data: dict[str, Any]) -> ExperimentConfig:
     if unknown:
         raise ConfigError(f"unknown setting(s) {', '.join(unknown)} (valid: {', '.join(sorted(top))})")
     sections = {}
-    for name, cls in (("init", InitConfig), ("train", TrainConfig), ("eval", EvalConfig), ("video", VideoConfig),
-                      ("instantsplat", InstantSplatConfig)):
+    for name, cls in SECTIONS.items():
         values = data.get(name) or {}
         if not isinstance(values, dict):
             raise ConfigError(f"{name}: expected a mapping of settings, got {values!r}")
@@ -441,8 +444,7 @@ def _setting_names(cfg: ExperimentConfig, pattern: str) -> list[str]:
 
 def get_setting(cfg: Any, name: str) -> Any:
     """A setting by dotted name from the whole config, or from the section it belongs to."""
-    section = {InitConfig: "init", TrainConfig: "train", EvalConfig: "eval", VideoConfig: "video",
-               InstantSplatConfig: "instantsplat"}.get(type(cfg))
+    section = {kind: name for name, kind in SECTIONS.items()}.get(type(cfg))
     parts = name.split(".")
     if section is not None:
         if parts[0] != section:
