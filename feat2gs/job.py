@@ -337,14 +337,18 @@ class Job:
 
         return self._run("metrics", key, outputs, body, force)
 
-    def _gt_cameras_digest(self) -> str | None:
+    def _gt_camera_files(self) -> list[Path] | None:
         files = [self.layout.gt_dir / n for n in ("cameras.txt", "images.txt")]
-        return fingerprint([file_digest(f) for f in files]) if all(f.is_file() for f in files) else None
+        return files if all(f.is_file() for f in files) else None
+
+    def _gt_cameras_digest(self) -> str | None:
+        files = self._gt_camera_files()
+        return fingerprint([file_digest(f) for f in files]) if files else None
 
     def _pose_accuracy(self) -> tuple[dict | None, str | None]:
         """Camera-pose errors against the scene's ground-truth cameras, or (None, why not); (null errors, why)
         when no alignment onto the ground truth exists."""
-        if self._gt_cameras_digest() is None:
+        if self._gt_camera_files() is None:
             return None, f"no ground-truth cameras ({self.layout.gt_dir}/cameras.txt, images.txt)"
         if self.layout.n_views < 3:
             return None, f"pose accuracy needs 3 or more training views, the scene has {self.layout.n_views}"
